@@ -1,0 +1,141 @@
+"""The one settings object, read from environment variables once.
+
+Every knob the worker, the CLI and the local broker tooling use lives here, so the
+README table, ``docker-compose.yml`` and the Kubernetes manifests can be checked
+against a single list (``ENV_VARS``). Explicit keyword arguments to
+:meth:`Settings.from_env` override the environment (tests use that).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Faust's ``-l`` accepts these names only (not ``warning``).
+LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the worker cannot use."""
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "leadstream")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Runtime configuration; field metadata ``env`` names the variable that sets it."""
+
+    bootstrap_servers: str = field(
+        default="127.0.0.1:9092", metadata={"env": "KAFKA_BOOTSTRAP_SERVERS"}
+    )
+    app_id: str = field(default="leadstream", metadata={"env": "LEADSTREAM_APP_ID"})
+    topic_web: str = field(default="web.visits", metadata={"env": "LEADSTREAM_TOPIC_WEB"})
+    topic_email: str = field(default="email.events", metadata={"env": "LEADSTREAM_TOPIC_EMAIL"})
+    topic_webinar: str = field(
+        default="webinar.events", metadata={"env": "LEADSTREAM_TOPIC_WEBINAR"}
+    )
+    topic_profiles: str = field(
+        default="lead.profiles", metadata={"env": "LEADSTREAM_TOPIC_PROFILES"}
+    )
+    topic_qualified: str = field(
+        default="lead.qualified", metadata={"env": "LEADSTREAM_TOPIC_QUALIFIED"}
+    )
+    topic_dlq: str = field(default="leadstream.dlq", metadata={"env": "LEADSTREAM_TOPIC_DLQ"})
+    #: Partitions for topics leadstream creates; input topics must all have this many
+    #: so one lead's events, its state and its timers share a partition number.
+    partitions: int = field(default=4, metadata={"env": "LEADSTREAM_PARTITIONS"})
+    store: str = field(default="rocksdb://", metadata={"env": "LEADSTREAM_STORE"})
+    data_dir: str = field(default="var/leadstream", metadata={"env": "LEADSTREAM_DATA_DIR"})
+    web_host: str = field(default="127.0.0.1", metadata={"env": "LEADSTREAM_WEB_HOST"})
+    web_port: int = field(default=6066, metadata={"env": "LEADSTREAM_WEB_PORT"})
+    log_level: str = field(default="info", metadata={"env": "LEADSTREAM_LOG_LEVEL"})
+    #: Path to a scoring model TOML file; empty means the bundled default model.
+    model_path: str = field(default="", metadata={"env": "LEADSTREAM_MODEL"})
+    #: Events stamped further than this in the future are rejected (clock skew guard).
+    max_future_skew_s: float = field(
+        default=300.0, metadata={"env": "LEADSTREAM_MAX_FUTURE_SKEW_SECONDS"}
+    )
+    #: How often each worker checks its partitions for decay-driven stage changes.
+    tick_interval_s: float = field(
+        default=0.25, metadata={"env": "LEADSTREAM_TICK_INTERVAL_SECONDS"}
+    )
+    #: Most events one agent takes from the stream before writing state once per lead.
+    batch_size: int = field(default=2000, metadata={"env": "LEADSTREAM_BATCH_SIZE"})
+    #: Longest wait for a batch to fill; bounds added latency at low load.
+    batch_linger_s: float = field(
+        default=0.005, metadata={"env": "LEADSTREAM_BATCH_LINGER_SECONDS"}
+    )
+    #: Local broker tooling: where Kafka jars are cached and which ports it listens on.
+    cache_dir: str = field(default_factory=_default_cache_dir, metadata={"env": "LEADSTREAM_CACHE_DIR"})
+    kafka_port: int = field(default=9092, metadata={"env": "LEADSTREAM_KAFKA_PORT"})
+    kafka_controller_port: int = field(
+        default=9093, metadata={"env": "LEADSTREAM_KAFKA_CONTROLLER_PORT"}
+    )
+
+    @property
+    def input_topics(self) -> tuple[str, str, str, str]:
+        return (self.topic_web, self.topic_email, self.topic_webinar, self.topic_profiles)
+
+    @property
+    def broker_url(self) -> str:
+        """Faust broker URL(s) for ``bootstrap_servers`` (``kafka://h1:p,h2:p``)."""
+        return ";".join(f"kafka://{hp.strip()}" for hp in self.bootstrap_servers.split(","))
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in overrides:
+                values[f.name] = overrides.pop(f.name)
+                continue
+            raw = env.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.metadata["env"], raw, _TYPES[f.name])
+        if overrides:
+            raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(
+                f"LEADSTREAM_LOG_LEVEL={self.log_level!r}: use one of {', '.join(LOG_LEVELS)}"
+            )
+        if not self.store.startswith(("rocksdb://", "memory://")):
+            raise SettingsError(
+                f"LEADSTREAM_STORE={self.store!r}: use rocksdb:// (default) or memory://"
+            )
+        for name in ("partitions", "web_port", "batch_size", "kafka_port"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{ENV_VARS[name]} must be positive")
+        if self.tick_interval_s <= 0 or self.batch_linger_s < 0:
+            raise SettingsError("tick interval must be positive and batch linger >= 0")
+        if self.model_path and not Path(self.model_path).is_file():
+            raise SettingsError(f"LEADSTREAM_MODEL={self.model_path!r}: no such file")
+
+
+def _parse(name: str, raw: str, kind: Callable[[str], Any]) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected {kind.__name__}") from None
+
+
+_TYPES: dict[str, Callable[[str], Any]] = {
+    f.name: {"int": int, "float": float}.get(str(f.type), str) for f in dataclasses.fields(Settings)
+}
+
+#: Settings field name -> environment variable, for docs and consistency tests.
+ENV_VARS: dict[str, str] = {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}
