@@ -73,7 +73,9 @@ class Settings:
         default=0.005, metadata={"env": "LEADSTREAM_BATCH_LINGER_SECONDS"}
     )
     #: Local broker tooling: where Kafka jars are cached and which ports it listens on.
-    cache_dir: str = field(default_factory=_default_cache_dir, metadata={"env": "LEADSTREAM_CACHE_DIR"})
+    cache_dir: str = field(
+        default_factory=_default_cache_dir, metadata={"env": "LEADSTREAM_CACHE_DIR"}
+    )
     kafka_port: int = field(default=9092, metadata={"env": "LEADSTREAM_KAFKA_PORT"})
     kafka_controller_port: int = field(
         default=9093, metadata={"env": "LEADSTREAM_KAFKA_CONTROLLER_PORT"}
@@ -89,9 +91,7 @@ class Settings:
         return ";".join(f"kafka://{hp.strip()}" for hp in self.bootstrap_servers.split(","))
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
