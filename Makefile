@@ -1,0 +1,46 @@
+# leadstream developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint typecheck format bench install clean
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "leadstream needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,fast]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install leadstream with test tools
+
+run: $(STAMP) ## local Kafka + worker + demo traffic + tail of lead.qualified; Ctrl-C stops all
+	$(BIN)/leadstream up
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy
+	$(BIN)/mypy
+
+test: $(STAMP) lint typecheck ## lint, types, unit and integration tests (starts its own Kafka)
+	@$(BIN)/pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
+format: $(STAMP) ## ruff format + autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## throughput/latency/memory/recovery benchmark against the local broker
+	$(BIN)/leadstream bench
+
+clean: ## remove the virtualenv and local state (keeps the Kafka jar cache)
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

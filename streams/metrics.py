@@ -1,0 +1,100 @@
+"""Prometheus metrics of the pipeline.
+
+A fresh :class:`Metrics` per app, each on its own ``CollectorRegistry`` (injected), so
+tests read exact values with ``registry.get_sample_value`` and two apps in one process
+never share counters. Labels are bounded sets (topic, outcome, reason, stage, cause,
+partition); a lead id is never a label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+#: Seconds; batches take milliseconds, decay timers should fire well under 2 s late.
+_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: Seconds between an event's own time and its processing: from sub-second to days.
+_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    registry: CollectorRegistry
+    events: Counter
+    dlq: Counter
+    transitions: Counter
+    batch_duration: Histogram
+    batch_size: Histogram
+    event_lag: Histogram
+    decay_timer_delay: Histogram
+    consumer_lag: Gauge
+    leads: Gauge
+    scheduled: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        reg = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        return cls(
+            registry=reg,
+            events=Counter(
+                "leadstream_events",
+                "Input messages handled, by source topic and outcome "
+                "(scored, duplicate, late, rerouted, tick).",
+                ["topic", "outcome"],
+                registry=reg,
+            ),
+            dlq=Counter(
+                "leadstream_dlq",
+                "Messages sent to the dead-letter topic, by source topic and reason.",
+                ["topic", "reason"],
+                registry=reg,
+            ),
+            transitions=Counter(
+                "leadstream_transitions",
+                "Stage changes published on lead.qualified.",
+                ["from_stage", "to_stage", "cause"],
+                registry=reg,
+            ),
+            batch_duration=Histogram(
+                "leadstream_batch_duration_seconds",
+                "Time to score one batch and hand its writes to the producer.",
+                buckets=_FAST_BUCKETS,
+                registry=reg,
+            ),
+            batch_size=Histogram(
+                "leadstream_batch_size_events",
+                "Messages per processed batch.",
+                buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
+                registry=reg,
+            ),
+            event_lag=Histogram(
+                "leadstream_event_lag_seconds",
+                "Processing time minus event time of scored events.",
+                buckets=_LAG_BUCKETS,
+                registry=reg,
+            ),
+            decay_timer_delay=Histogram(
+                "leadstream_decay_timer_delay_seconds",
+                "How late a decay-driven stage change was processed after its exact time.",
+                buckets=_FAST_BUCKETS,
+                registry=reg,
+            ),
+            consumer_lag=Gauge(
+                "leadstream_consumer_lag",
+                "Messages between the committed offset and the end of each assigned "
+                "input partition.",
+                ["topic", "partition"],
+                registry=reg,
+            ),
+            leads=Gauge(
+                "leadstream_leads",
+                "Leads whose state this worker holds (active partitions).",
+                registry=reg,
+            ),
+            scheduled=Gauge(
+                "leadstream_decay_scheduled",
+                "Leads with a pending decay-driven stage change on this worker.",
+                registry=reg,
+            ),
+        )

@@ -1,0 +1,55 @@
+import pytest
+
+from streams.settings import ENV_VARS, Settings, SettingsError
+
+
+def test_defaults_need_no_environment() -> None:
+    s = Settings.from_env({})
+    assert s.bootstrap_servers == "127.0.0.1:9092"
+    assert s.input_topics == ("web.visits", "email.events", "webinar.events", "lead.profiles")
+    assert s.store == "rocksdb://"
+
+
+def test_environment_is_read_and_typed() -> None:
+    s = Settings.from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "a:1,b:2",
+            "LEADSTREAM_PARTITIONS": "8",
+            "LEADSTREAM_TICK_INTERVAL_SECONDS": "0.1",
+            "LEADSTREAM_TOPIC_DLQ": "dead",
+        }
+    )
+    assert (s.partitions, s.tick_interval_s, s.topic_dlq) == (8, 0.1, "dead")
+    assert s.broker_url == "kafka://a:1;kafka://b:2"
+
+
+def test_overrides_win_over_environment() -> None:
+    s = Settings.from_env({"LEADSTREAM_PARTITIONS": "8"}, partitions=2)
+    assert s.partitions == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LEADSTREAM_PARTITIONS": "four"}, "LEADSTREAM_PARTITIONS='four': expected int"),
+        ({"LEADSTREAM_PARTITIONS": "0"}, "LEADSTREAM_PARTITIONS must be positive"),
+        ({"LEADSTREAM_LOG_LEVEL": "warning"}, "use one of crit, error, warn, info, debug"),
+        ({"LEADSTREAM_STORE": "redis://x"}, "use rocksdb:// (default) or memory://"),
+        ({"LEADSTREAM_MODEL": "/nonexistent.toml"}, "no such file"),
+    ],
+)
+def test_bad_values_say_which_variable_and_why(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(env)
+
+
+def test_unknown_override_is_an_error() -> None:
+    with pytest.raises(TypeError, match="unknown settings: nope"):
+        Settings.from_env({}, nope=1)
+
+
+def test_every_field_has_a_distinct_variable() -> None:
+    assert len(set(ENV_VARS.values())) == len(ENV_VARS)
+    assert all(
+        v == "KAFKA_BOOTSTRAP_SERVERS" or v.startswith("LEADSTREAM_") for v in ENV_VARS.values()
+    )
