@@ -1,0 +1,19 @@
+import re
+from pathlib import Path
+
+from streams.settings import ENV_VARS
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    first_block = README.read_text().split("```")[1]
+    assert "make run" in first_block
+    assert "make test" in first_block
+
+
+def test_settings_table_lists_every_variable_once() -> None:
+    text = README.read_text()
+    table = text.split("<!-- settings-table:start -->")[1].split("<!-- settings-table:end -->")[0]
+    documented = re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.M)
+    assert sorted(documented) == sorted(ENV_VARS.values())
