@@ -1,0 +1,186 @@
+"""Per-lead state: plain data, serialisable, mutated in place by the engine.
+
+``apply``/``advance`` take ownership of the state they are given and return it
+(mutated): keep no other reference to it if you need the old value (``copy()``).
+
+>>> s = LeadState.new("lead-1")
+>>> s.lead_id, s.stage, s.clock, s.events_seen
+('lead-1', '', None, 0)
+>>> LeadState.from_dict(s.to_dict()).to_dict() == s.to_dict()
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["SCHEMA_VERSION", "LeadState"]
+
+SCHEMA_VERSION = 1
+_NEG_INF = -math.inf
+
+
+class LeadState:
+    """Everything leadstream knows about one lead.
+
+    ``stage`` is "" until the lead is first scored (then the model's first stage);
+    ``clock`` (None before anything happened) is the lead's time: the latest event
+    time applied or time advanced to. Accumulators are ``[value, anchor]`` pairs
+    (see ``scoring.decay``).
+    """
+
+    __slots__ = (
+        "_clock",
+        "bant",
+        "bant_count",
+        "caps",
+        "categories",
+        "disqualifier",
+        "events_seen",
+        "fit_hits",
+        "fit_points",
+        "grade",
+        "late_dropped",
+        "lead_id",
+        "nc_up",
+        "nc_valid",
+        "next_change",
+        "profile",
+        "profile_times",
+        "rules",
+        "seen",
+        "seen_heap",
+        "stage",
+    )
+
+    lead_id: str
+    stage: str
+    _clock: float
+    events_seen: int
+    late_dropped: int
+    #: rule id -> [decayed value, anchor time]
+    rules: dict[str, list[float]]
+    #: category -> [decayed value, anchor time] (no-decay categories: [sum, last time])
+    categories: dict[str, list[float]]
+    profile: dict[str, Any]
+    #: attribute -> (event time, event id) of the value kept (latest wins)
+    profile_times: dict[str, tuple[float, str]]
+    fit_points: float
+    fit_hits: list[str]
+    grade: str
+    bant: dict[str, bool]
+    bant_count: int
+    disqualifier: str | None
+    #: event id -> event time, of the events counted (the dedup window)
+    seen: dict[str, float]
+    seen_heap: list[tuple[float, str]]
+    #: capped rule id -> window index -> sorted (time, event id) of the events counted
+    caps: dict[str, dict[int, list[tuple[float, str]]]]
+    next_change: float | None
+    nc_up: bool
+    nc_valid: bool
+
+    @classmethod
+    def new(cls, lead_id: str) -> LeadState:
+        """A lead nothing is known about yet."""
+        s = cls.__new__(cls)
+        s.lead_id = lead_id
+        s.stage = ""
+        s._clock = _NEG_INF
+        s.events_seen = 0
+        s.late_dropped = 0
+        s.rules = {}
+        s.categories = {}
+        s.profile = {}
+        s.profile_times = {}
+        s.fit_points = 0.0
+        s.fit_hits = []
+        s.grade = "D"
+        s.bant = {"budget": False, "authority": False, "need": False, "timeline": False}
+        s.bant_count = 0
+        s.disqualifier = None
+        s.seen = {}
+        s.seen_heap = []
+        s.caps = {}
+        s.next_change = None
+        s.nc_up = False
+        s.nc_valid = False
+        return s
+
+    @property
+    def clock(self) -> float | None:
+        """The lead's time (None before the first event or advance)."""
+        c = self._clock
+        return None if c == _NEG_INF else c
+
+    def __repr__(self) -> str:
+        return (
+            f"LeadState({self.lead_id!r}, stage={self.stage!r}, clock={self.clock}, "
+            f"events_seen={self.events_seen})"
+        )
+
+    def copy(self) -> LeadState:
+        """An independent copy."""
+        return LeadState.from_dict(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (str keys, lists, numbers, bools, None) that orjson can dump."""
+        return {
+            "v": SCHEMA_VERSION,
+            "lead_id": self.lead_id,
+            "stage": self.stage,
+            "clock": self.clock,
+            "events_seen": self.events_seen,
+            "late_dropped": self.late_dropped,
+            "rules": {k: [a[0], a[1]] for k, a in self.rules.items()},
+            "categories": {k: [a[0], a[1]] for k, a in self.categories.items()},
+            "profile": dict(self.profile),
+            "profile_times": {k: [t[0], t[1]] for k, t in self.profile_times.items()},
+            "fit_points": self.fit_points,
+            "fit_hits": list(self.fit_hits),
+            "grade": self.grade,
+            "bant": dict(self.bant),
+            "disqualifier": self.disqualifier,
+            "seen": [[t, e] for t, e in self.seen_heap],
+            "caps": {
+                rid: {str(w): [[t, e] for t, e in lst] for w, lst in wins.items()}
+                for rid, wins in self.caps.items()
+            },
+            "next_change": self.next_change if self.nc_valid else None,
+            "next_change_up": self.nc_up,
+            "next_change_valid": self.nc_valid,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LeadState:
+        """Inverse of :meth:`to_dict` (``from_dict(x).to_dict() == x``)."""
+        if d.get("v") != SCHEMA_VERSION:
+            raise ValueError(f"unsupported LeadState schema version {d.get('v')!r}")
+        s = cls.__new__(cls)
+        s.lead_id = d["lead_id"]
+        s.stage = d["stage"]
+        clock = d["clock"]
+        s._clock = _NEG_INF if clock is None else clock
+        s.events_seen = d["events_seen"]
+        s.late_dropped = d["late_dropped"]
+        s.rules = {k: [a[0], a[1]] for k, a in d["rules"].items()}
+        s.categories = {k: [a[0], a[1]] for k, a in d["categories"].items()}
+        s.profile = dict(d["profile"])
+        s.profile_times = {k: (t[0], t[1]) for k, t in d["profile_times"].items()}
+        s.fit_points = d["fit_points"]
+        s.fit_hits = list(d["fit_hits"])
+        s.grade = d["grade"]
+        s.bant = dict(d["bant"])
+        s.bant_count = sum(1 for v in s.bant.values() if v)
+        s.disqualifier = d["disqualifier"]
+        s.seen_heap = [(t, e) for t, e in d["seen"]]
+        s.seen = {e: t for t, e in s.seen_heap}
+        s.caps = {
+            rid: {int(w): [(t, e) for t, e in lst] for w, lst in wins.items()}
+            for rid, wins in d["caps"].items()
+        }
+        s.nc_valid = d["next_change_valid"]
+        s.next_change = d["next_change"]
+        s.nc_up = d["next_change_up"]
+        return s
