@@ -36,7 +36,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["OPERATORS", "Matcher", "compile_match", "never"]
+__all__ = ["OPERATORS", "Matcher", "Predicate", "compile_conditions", "compile_match", "never"]
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 Predicate = Callable[[Any], bool]
@@ -72,7 +72,20 @@ def compile_match(
     fields: Mapping[str, frozenset[str] | None] | None = None,
     enums: Mapping[str, frozenset[str]] | None = None,
 ) -> Matcher:
-    """Compile ``spec`` (a match table or a list of them) into ``f(mapping) -> bool``.
+    """Compile ``spec`` into ``f(mapping) -> bool`` (see :func:`compile_conditions`)."""
+    return compile_conditions(spec, loc, problems, fields, enums)[0]
+
+
+def compile_conditions(
+    spec: object,
+    loc: str,
+    problems: list[str],
+    fields: Mapping[str, frozenset[str] | None] | None = None,
+    enums: Mapping[str, frozenset[str]] | None = None,
+) -> tuple[Matcher, tuple[tuple[str, Predicate], ...] | None]:
+    """Compile ``spec`` (a match table or a list of them) into ``f(mapping) -> bool``,
+    plus, for a single table, its ``(field, predicate(value))`` pairs (all must hold),
+    which lets a dispatcher share work between rules; None for an any-of list.
 
     Problems are appended to ``problems`` (each prefixed with ``loc``); the returned
     matcher is then unusable (never matches) but compilation goes on so that every
@@ -83,13 +96,13 @@ def compile_match(
     if isinstance(spec, list):
         if not spec:
             problems.append(f"{loc}: an empty list matches nothing (use a table)")
-            return never
+            return never, None
         parts = [
             compile_match(item, f"{loc}[{i}]", problems, fields, enums)
             for i, item in enumerate(spec)
         ]
         if len(parts) == 1:
-            return parts[0]
+            return parts[0], None
         tup = tuple(parts)
 
         def any_of(d: Mapping[str, Any]) -> bool:
@@ -98,10 +111,10 @@ def compile_match(
                     return True
             return False
 
-        return any_of
+        return any_of, None
     if not isinstance(spec, dict):
         problems.append(f"{loc}: must be a table of conditions or a list of tables")
-        return never
+        return never, None
     before = len(problems)
     conds: list[tuple[str, Predicate]] = []
     for name, cond in spec.items():
@@ -119,8 +132,8 @@ def compile_match(
         if pred is not None:
             conds.append((name, pred))
     if len(problems) != before:
-        return never
-    return _combine(conds)
+        return never, None
+    return _combine(conds), tuple(conds)
 
 
 def _combine(conds: list[tuple[str, Predicate]]) -> Matcher:

@@ -254,12 +254,46 @@ def next_change_at(state: LeadState, model: ScoringModel) -> float | None:
     return state.next_change
 
 
+def _refresh_bound(state: LeadState, model: ScoringModel, at: float) -> float:
+    """The score at ``at``; also caches the fast-path bound as of ``at``."""
+    rates = model.rates
+    k = pos = neg = 0.0
+    for cat, acc in state.categories.items():
+        rate = rates.get(cat, 0.0)
+        if rate:
+            v = acc[0] * _exp((acc[1] - at) * rate)
+            if v > 0.0:
+                pos += v
+            else:
+                neg += v
+        else:
+            k += acc[0]
+    if not state.b_valid:  # else the thresholds are current (see _refresh_thresholds)
+        _refresh_thresholds(state, model)
+        state.b_valid = True
+    state.b_t0 = at
+    state.b_k = k
+    state.b_pos = pos
+    state.b_neg = neg
+    return k + neg + pos
+
+
+def _refresh_thresholds(state: LeadState, model: ScoringModel) -> None:
+    """Cache the thresholds: on every stage change and with every bound rebuilt after
+    a grade/BANT change (which clears ``b_valid``)."""
+    idx = model.stage_index.get(state.stage)
+    if state.disqualifier is not None or idx is None:
+        state.b_lower, state.b_upper = _NEG_INF, _INF
+    else:
+        state.b_lower, state.b_upper = _thresholds(state, model, idx)
+
+
 def _decay_step(state: LeadState, model: ScoringModel, transitions: list[Transition]) -> None:
     """Apply the cached next change (which must be valid and not None)."""
     at: float = state.next_change  # type: ignore[assignment]
     idx = model.stage_index[state.stage]
     lower, upper = _thresholds(state, model, idx)
-    score = score_at(state, model, at)
+    score = _refresh_bound(state, model, at)
     # The root is exact to ~1e-9 s; evaluate on the side it crossed to.
     score = max(score, upper) if state.nc_up else min(score, math.nextafter(lower, _NEG_INF))
     new = evaluate_index(model.stages, idx, score, GRADE_RANK[state.grade], state.bant_count)
@@ -269,6 +303,7 @@ def _decay_step(state: LeadState, model: ScoringModel, transitions: list[Transit
     if new != idx:
         old = state.stage
         state.stage = model.stages[new].name
+        _refresh_thresholds(state, model)
         transitions.append(_transition(state, model, old, state.stage, "decay", None, at, score))
 
 
@@ -285,12 +320,24 @@ def _advance_to(
 
 
 def _no_crossing_before(state: LeadState, model: ScoringModel, until: float) -> bool:
-    """Cheap sufficient test that decay cannot change the stage in (clock, until]:
-    every term is monotone, so the score lies between the sums of each term's values
-    at both ends."""
+    """Cheap sufficient test that decay cannot change the stage in (clock, until].
+
+    Layers: the cached exact next change; the cached bound (positive terms only shrink,
+    negative ones only grow towards 0, and nothing decays faster than the fastest
+    rate); the bound recomputed from every term at both ends (each is monotone).
+    """
     if state.nc_valid:
         nc = state.next_change
         return nc is None or nc > until
+    if state.b_valid:
+        k = state.b_k
+        pos = state.b_pos
+        if k + pos < state.b_upper:
+            lower = state.b_lower
+            if lower == _NEG_INF:
+                return True
+            if k + state.b_neg + pos * _exp((state.b_t0 - until) * model.max_rate) >= lower:
+                return True
     if state.disqualifier is not None:
         return True
     idx = model.stage_index.get(state.stage)
@@ -323,6 +370,7 @@ def _no_crossing_before(state: LeadState, model: ScoringModel, until: float) -> 
 def _init(state: LeadState, model: ScoringModel) -> None:
     state.stage = model.stages[0].name
     state.nc_valid = False
+    state.b_valid = False
 
 
 def _add(state: LeadState, rule: Rule, points: float, t: float) -> None:
@@ -360,9 +408,10 @@ def _cap_admit(state: LeadState, model: ScoringModel, rule: Rule, t: float, eid:
         wins = state.caps[rule.id] = {}
     counted = wins.get(w)
     if counted is None:
-        cutoff = state._clock - model.max_lateness
-        for old in [x for x in wins if (x + 1) * per <= cutoff]:
-            del wins[old]  # every event of that window would be late now
+        if len(wins) >= 4:  # prune now and then: bounded memory, little work per event
+            cutoff = state._clock - model.max_lateness
+            for old in [x for x in wins if (x + 1) * per <= cutoff]:
+                del wins[old]  # every event of that window would be late now
         wins[w] = [(t, eid)]
         return True
     if len(counted) < rule.cap_count:
@@ -422,6 +471,7 @@ def _recompute_profile(state: LeadState, model: ScoringModel) -> bool:
     changed = disq != state.disqualifier
     state.disqualifier = disq
     state.nc_valid = False
+    state.b_valid = False
     return changed
 
 
@@ -431,10 +481,18 @@ def _settle(
     at: float,
     cause: Literal["event", "profile", "decay", "disqualifier"],
     trigger: str | None,
+    profile_changed: bool,
 ) -> Transition | None:
     """Evaluate the stage at ``at`` after a change; the transition if it moved."""
     old = state.stage
-    score = score_at(state, model, at)
+    score = _refresh_bound(state, model, at)
+    if (
+        not profile_changed
+        and state.b_lower <= score < state.b_upper
+        and state.disqualifier is None
+        and old in model.stage_index
+    ):
+        return None  # fast path: grade/BANT unchanged, score between the thresholds
     if state.disqualifier is not None:
         new = model.disqualifier_by_id[state.disqualifier].stage
     else:
@@ -449,6 +507,7 @@ def _settle(
         return None
     state.stage = new
     state.nc_valid = False
+    _refresh_thresholds(state, model)
     return _transition(state, model, old, new, cause, trigger, at, score)
 
 
@@ -502,14 +561,13 @@ def apply(
     else:
         data = event
     scored = False
-    for rule in model.rules_by_source[source]:
-        if rule.match(data):
-            if rule.sets is not None and _merge_profile(state, rule.sets, t, eid):
-                profile_changed = True
-            if rule.cap_count and not _cap_admit(state, model, rule, t, eid):
-                continue
-            _add(state, rule, rule.points, t)
-            scored = True
+    for rule in model.dispatch[source].match(data):
+        if rule.sets is not None and _merge_profile(state, rule.sets, t, eid):
+            profile_changed = True
+        if rule.cap_count and not _cap_admit(state, model, rule, t, eid):
+            continue
+        _add(state, rule, rule.points, t)
+        scored = True
     if profile_changed:
         if _recompute_profile(state, model):
             cause: Literal["event", "profile", "disqualifier"] = "disqualifier"
@@ -520,7 +578,7 @@ def apply(
     else:
         return state, transitions
     state.nc_valid = False
-    tr = _settle(state, model, at, cause, eid)
+    tr = _settle(state, model, at, cause, eid, profile_changed)
     if tr is not None:
         transitions.append(tr)
     return state, transitions

@@ -15,7 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from scoring.conditions import Matcher, compile_match, never
+from scoring.conditions import Matcher, Predicate, compile_conditions, compile_match, never
+from scoring.dispatch import Dispatcher
 from scoring.durations import parse_duration
 
 __all__ = [
@@ -89,6 +90,7 @@ class Rule:
         "cap_count",
         "cap_per",
         "category",
+        "conds",
         "description",
         "id",
         "match",
@@ -110,6 +112,7 @@ class Rule:
         cap_per: float,
         sets: dict[str, Any] | None,
         rate: float,
+        conds: tuple[tuple[str, Predicate], ...] | None = None,
     ) -> None:
         self.id = id
         self.description = description
@@ -121,6 +124,7 @@ class Rule:
         self.cap_per = cap_per
         self.sets = sets
         self.rate = rate
+        self.conds = conds
 
     def __repr__(self) -> str:
         return f"Rule({self.id!r}, {self.source}, {self.points:+g})"
@@ -198,6 +202,7 @@ class ScoringModel:
         "categories",
         "dedup_max_ids",
         "description",
+        "dispatch",
         "disqualifier_by_id",
         "disqualifiers",
         "fit_rules",
@@ -206,6 +211,7 @@ class ScoringModel:
         "half_lives",
         "id",
         "max_lateness",
+        "max_rate",
         "rates",
         "reasons_top_n",
         "rule_by_id",
@@ -231,6 +237,10 @@ class ScoringModel:
     categories: tuple[str, ...]
     rules: tuple[Rule, ...]
     rules_by_source: dict[str, tuple[Rule, ...]]
+    #: source -> the compiled matcher of its rules
+    dispatch: dict[str, Dispatcher]
+    #: the largest decay rate (0.0 when nothing decays)
+    max_rate: float
     rule_by_id: dict[str, Rule | FitRule]
     fit_rules: tuple[FitRule, ...]
     #: ((grade, lower bound), ...) best first; below the last bound: "D".
@@ -444,6 +454,7 @@ class _Builder:
                 m.half_lives[cat] = h
                 m.rates[cat] = _LN2 / h
         m.categories = tuple(m.half_lives)
+        m.max_rate = max(m.rates.values(), default=0.0)
 
     def rules(self, m: ScoringModel, rules: list[dict[str, Any]], ids: dict[str, str]) -> None:
         out: list[Rule] = []
@@ -470,11 +481,11 @@ class _Builder:
             if "match" not in r:
                 self.err(f"{loc}.match: missing (a table of conditions; {{}} matches all)")
             if source == "profile":
-                match = compile_match(
+                match, conds = compile_conditions(
                     r.get("match", {}), f"{loc}.match", self.problems, enums=PROFILE_ENUMS
                 )
             else:
-                match = compile_match(
+                match, conds = compile_conditions(
                     r.get("match", {}), f"{loc}.match", self.problems, SOURCE_FIELDS[source]
                 )
             cap_count, cap_per = 0, 0.0
@@ -507,10 +518,12 @@ class _Builder:
                     cap_per,
                     sets,
                     rate,
+                    conds,
                 )
             )
         m.rules = tuple(out)
         m.rules_by_source = {s: tuple(r for r in out if r.source == s) for s in SOURCES}
+        m.dispatch = {s: Dispatcher(rules) for s, rules in m.rules_by_source.items()}
         m.rule_by_id = {r.id: r for r in out}
 
     def fit(self, m: ScoringModel, fit: dict[str, Any], ids: dict[str, str]) -> None:

@@ -32,6 +32,13 @@ class LeadState:
 
     __slots__ = (
         "_clock",
+        "b_k",
+        "b_lower",
+        "b_neg",
+        "b_pos",
+        "b_t0",
+        "b_upper",
+        "b_valid",
         "bant",
         "bant_count",
         "caps",
@@ -80,6 +87,16 @@ class LeadState:
     next_change: float | None
     nc_up: bool
     nc_valid: bool
+    # Not serialised: a cheap bound for "can decay change the stage before t?" (the
+    # engine's fast path). At b_t0: no-decay sum, positive and negative decaying sums,
+    # and the current stage's exit / next reachable entry thresholds.
+    b_valid: bool
+    b_t0: float
+    b_k: float
+    b_pos: float
+    b_neg: float
+    b_lower: float
+    b_upper: float
 
     @classmethod
     def new(cls, lead_id: str) -> LeadState:
@@ -106,6 +123,7 @@ class LeadState:
         s.next_change = None
         s.nc_up = False
         s.nc_valid = False
+        s.b_valid = False
         return s
 
     @property
@@ -183,4 +201,5 @@ class LeadState:
         s.nc_valid = d["next_change_valid"]
         s.next_change = d["next_change"]
         s.nc_up = d["next_change_up"]
+        s.b_valid = False
         return s

@@ -1,0 +1,86 @@
+"""Which rules of a source match an event, with work shared between rules.
+
+Each rule that is a single match table is a conjunction of per-field predicates. For
+every field the rules of a source test, the set of rules whose condition on it holds
+is a bitmask; for string (or missing) values that mask is memoised per value — paths,
+actions and links repeat endlessly — so a typical event costs a few dict lookups
+instead of one regex per rule. Rules written as any-of lists are evaluated whole.
+
+>>> from scoring.model import load_default_model
+>>> d = load_default_model().dispatch["web"]
+>>> [r.id for r in d.match({"path": "/pricing", "duration_seconds": 300})]
+['web-pricing', 'web-engaged-visit']
+>>> [r.id for r in d.match({"path": "/about"})]
+[]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from scoring.conditions import Matcher, Predicate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from scoring.model import Rule
+
+__all__ = ["Dispatcher"]
+
+#: Memoised values per field before the memo is dropped and rebuilt.
+MEMO_LIMIT = 4096
+
+
+class Dispatcher:
+    __slots__ = ("_by_mask", "_fields", "_full", "_opaque", "rules")
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+        self._full = (1 << len(self.rules)) - 1
+        preds: dict[str, list[tuple[int, Predicate]]] = {}
+        opaque: list[tuple[int, Matcher]] = []
+        for i, rule in enumerate(self.rules):
+            bit = 1 << i
+            if rule.conds is None:
+                opaque.append((bit, rule.match))
+                continue
+            for field, pred in rule.conds:
+                preds.setdefault(field, []).append((bit, pred))
+        fields = []
+        for field, items in preds.items():
+            constrained = 0
+            for bit, _ in items:
+                constrained |= bit
+            memo: dict[Any, int] = {}
+            fields.append((field, tuple(items), self._full & ~constrained, memo))
+        self._fields = tuple(fields)
+        self._opaque = tuple(opaque)
+        self._by_mask: dict[int, tuple[Rule, ...]] = {0: ()}
+
+    def match(self, data: Mapping[str, Any]) -> tuple[Rule, ...]:
+        """The rules matching ``data``, in model order."""
+        mask = self._full
+        get = data.get
+        for field, items, free, memo in self._fields:
+            v = get(field)
+            m = memo.get(v) if v is None or type(v) is str else None
+            if m is None:
+                m = free
+                for bit, pred in items:
+                    if pred(v):
+                        m |= bit
+                if v is None or type(v) is str:
+                    if len(memo) >= MEMO_LIMIT:
+                        memo.clear()
+                    memo[v] = m
+            mask &= m
+            if not mask:
+                return ()
+        for bit, matcher in self._opaque:
+            if mask & bit and not matcher(data):
+                mask &= ~bit
+        rules = self._by_mask.get(mask)
+        if rules is None:
+            rules = self._by_mask[mask] = tuple(
+                r for i, r in enumerate(self.rules) if mask >> i & 1
+            )
+        return rules
