@@ -1,0 +1,26 @@
+"""The worked examples in the docstrings are executable and must stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "scoring.conditions",
+    "scoring.decay",
+    "scoring.dispatch",
+    "scoring.durations",
+    "scoring.engine",
+    "scoring.model",
+    "scoring.stages",
+    "scoring.state",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), raise_on_error=False)
+    assert result.failed == 0
+    assert result.attempted > 0 or name == "scoring.model"

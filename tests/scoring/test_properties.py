@@ -1,0 +1,229 @@
+"""Properties of the engine over random event sets (>= 300 examples each)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scoring import LeadState, advance, apply, next_change_at
+from scoring.decay import rate_for, sign_changes
+from scoring.engine import breakdown_at, score_at
+from scoring.stages import evaluate_stage
+
+from .models import small_model
+
+M = small_model()
+N = 300
+
+PATHS = ["/pricing", "/pricing/x", "/blog/a", "/careers", "/about"]
+ACTIONS = ["click", "open", "unsubscribe"]
+ATTRS = {
+    "seniority": ["vp", "manager", "c_level", "student"],
+    "company_size": [5, 150, 2000],
+    "budget_status": ["planned", "none"],
+    "decision_role": ["decision_maker", "user"],
+    "pain_identified": [True, False],
+    "email_domain": ["acme.com", "gmail.com"],
+    "phone": ["123"],
+    "unsubscribed": [False],
+}
+
+
+@st.composite
+def events(draw: Any, max_size: int = 25, positive_only: bool = False) -> list[dict[str, Any]]:
+    n = draw(st.integers(1, max_size))
+    out = []
+    for i in range(n):
+        t = draw(st.floats(0.0, 60.0, allow_nan=False).map(lambda x: round(x, 3)))
+        kinds = (
+            ["web", "email", "webinar"] if positive_only else ["web", "email", "webinar", "profile"]
+        )
+        kind = draw(st.sampled_from(kinds))
+        ev: dict[str, Any] = {"event_id": f"e{i}", "lead_id": "L", "source": kind, "time": t}
+        if kind == "web":
+            paths = ["/pricing", "/blog/a"] if positive_only else PATHS
+            ev["path"] = draw(st.sampled_from(paths))
+            ev["url"] = "https://x" + ev["path"]
+        elif kind == "email":
+            ev["action"] = "click" if positive_only else draw(st.sampled_from(ACTIONS))
+            ev["campaign_id"] = "c"
+        elif kind == "webinar":
+            ev["action"] = "attended"
+            ev["webinar_id"] = "w"
+        else:
+            keys = draw(
+                st.lists(st.sampled_from(sorted(ATTRS)), min_size=1, max_size=4, unique=True)
+            )
+            ev["attributes"] = {k: draw(st.sampled_from(ATTRS[k])) for k in keys}
+        out.append(ev)
+    return out
+
+
+def run(evs: list[dict[str, Any]]) -> LeadState:
+    s = LeadState.new("L")
+    for e in evs:
+        s, _ = apply(s, e, M)
+    return s
+
+
+def close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@settings(max_examples=N, deadline=None)
+@given(events(), st.randoms(use_true_random=False))
+def test_order_independence(evs: list[dict[str, Any]], rnd: random.Random) -> None:
+    shuffled = list(evs)
+    rnd.shuffle(shuffled)
+    a, b = run(evs), run(shuffled)
+    t = 70.0
+    assert close(score_at(a, M, t), score_at(b, M, t))
+    ba, bb = breakdown_at(a, M, t), breakdown_at(b, M, t)
+    assert all(close(ba[k], bb[k]) for k in ba)
+    assert a.profile == b.profile
+    assert (a.fit_points, a.grade, a.bant, a.disqualifier) == (
+        b.fit_points,
+        b.grade,
+        b.bant,
+        b.disqualifier,
+    )
+    assert a.events_seen == b.events_seen == len(evs)
+    for rid in a.rules.keys() | b.rules.keys():
+        rate = M.rule_by_id[rid].rate  # type: ignore[union-attr]
+        va = a.rules.get(rid, [0.0, 0.0])
+        vb = b.rules.get(rid, [0.0, 0.0])
+        assert close(va[0] * math.exp((va[1] - t) * rate), vb[0] * math.exp((vb[1] - t) * rate))
+
+
+@settings(max_examples=N, deadline=None)
+@given(events(), st.data())
+def test_duplicates_are_idempotent(evs: list[dict[str, Any]], data: Any) -> None:
+    dups = data.draw(st.lists(st.sampled_from(evs), max_size=10))
+    mixed = list(evs)
+    for d in dups:
+        mixed.insert(data.draw(st.integers(0, len(mixed))), dict(d))
+    a, b = run(evs), run(mixed)
+    assert b.events_seen == a.events_seen == len(evs)
+    assert a.to_dict() == b.to_dict() or (
+        close(score_at(a, M, 70.0), score_at(b, M, 70.0)) and a.profile == b.profile
+    )
+
+
+@settings(max_examples=N, deadline=None)
+@given(events(positive_only=True), st.lists(st.floats(0.0, 500.0), min_size=2, max_size=8))
+def test_decay_is_monotone_without_events(evs: list[dict[str, Any]], offsets: list[float]) -> None:
+    s = run(evs)
+    clock = s.clock
+    assert clock is not None
+    scores = [score_at(s, M, clock + dt) for dt in sorted(offsets)]
+    assert all(x >= y for x, y in itertools.pairwise(scores))
+    assert all(x >= 0 for x in scores)
+
+
+@settings(max_examples=N, deadline=None)
+@given(events())
+def test_caps_are_never_exceeded(evs: list[dict[str, Any]]) -> None:
+    s = run(evs)
+    for rid, windows in s.caps.items():
+        rule = M.rule_by_id[rid]
+        for w, counted in windows.items():
+            assert len(counted) <= rule.cap_count  # type: ignore[union-attr]
+            assert counted == sorted(counted)
+            assert all(math.floor(t / rule.cap_per) == w for t, _ in counted)  # type: ignore[union-attr]
+    # independently: the capped rule is worth exactly its earliest N per window
+    pricing = sorted(
+        (e["time"], e["event_id"])
+        for e in evs
+        if e["source"] == "web" and e["path"].startswith("/pricing")
+    )
+    per_window: dict[int, list[tuple[float, str]]] = {}
+    for t, eid in pricing:
+        per_window.setdefault(math.floor(t / 10.0), []).append((t, eid))
+    expected = sum(
+        30.0 * 2 ** (-(70.0 - t) / 10.0) for lst in per_window.values() for t, _ in lst[:2]
+    )
+    acc = s.rules.get("w-pricing", [0.0, 0.0])
+    assert close(acc[0] * 2 ** (-(70.0 - acc[1]) / 10.0), expected)
+
+
+@settings(max_examples=N, deadline=None)
+@given(events())
+def test_next_change_at_agrees_with_advance(evs: list[dict[str, Any]]) -> None:
+    s = run(evs)
+    clock = s.clock
+    assert clock is not None
+    nc = next_change_at(s, M)
+    if nc is None:
+        _far, ts = advance(s.copy(), clock + 1e4, M)
+        assert ts == []
+        return
+    assert nc >= clock
+    delta = 1e-6
+    stage = s.stage
+    if nc - delta > clock:
+        before, ts = advance(s.copy(), nc - delta, M)
+        assert ts == [] and before.stage == stage
+        # no crossing is skipped: direct evaluation on a grid up to just before
+        for i in range(41):
+            t = clock + (nc - delta - clock) * i / 40
+            got = evaluate_stage(M, stage, score_at(s, M, t), s.grade, s.bant_count)
+            assert got == stage, (t, nc)
+    after, ts = advance(s.copy(), nc + delta, M)
+    assert ts and ts[0]["changed_at"] == nc and ts[0]["cause"] == "decay"
+    assert ts[0]["from_stage"] == stage and after.stage != stage
+    direct = evaluate_stage(M, stage, score_at(s, M, nc + delta), s.grade, s.bant_count)
+    assert direct == ts[0]["to_stage"]
+
+
+@settings(max_examples=N, deadline=None)
+@given(events(), events(max_size=5))
+def test_to_dict_round_trip(evs: list[dict[str, Any]], more: list[dict[str, Any]]) -> None:
+    s = run(evs)
+    next_change_at(s, M)
+    d = s.to_dict()
+    assert d["v"] == 1
+    restored = LeadState.from_dict(orjson.loads(orjson.dumps(d)))
+    assert restored.to_dict() == d
+    for e in more:
+        e = dict(e, event_id="m" + e["event_id"], time=e["time"] + 30.0)
+        s, ta = apply(s, e, M)
+        restored, tb = apply(restored, e, M)
+        assert ta == tb
+    assert restored.to_dict() == s.to_dict()
+
+
+@settings(max_examples=N, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(-100, 100), st.sampled_from([1.0, 2.0, 3.0, 5.0, 7.0])),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda x: x[1],
+    ),
+    st.floats(-50, 50),
+)
+def test_sign_changes_match_a_dense_scan(terms: list[tuple[float, float]], k: float) -> None:
+    cs = [c for c, _ in terms]
+    mus = [rate_for(h) for _, h in terms]
+
+    def g(x: float) -> float:
+        return k + sum(c * math.exp(-m * x) for c, m in zip(cs, mus, strict=True))
+
+    roots = sign_changes(cs, mus, k, 1e-9)
+    assert roots == sorted(roots)
+    for r in roots:  # each is a change of side
+        assert (g(max(0.0, r - 1e-6)) >= 0) != (g(r) >= 0) or abs(g(r)) < 1e-6
+    # a scan finds no change the root finder missed (between roots the side is constant)
+    edges = [0.0, *roots, 200.0]
+    for a, b in itertools.pairwise(edges):
+        if b - a < 1e-3:
+            continue
+        xs = [a + (b - a) * (i + 0.5) / 50 for i in range(50)]
+        sides = {g(x) >= 0 for x in xs if abs(g(x)) > 1e-9}
+        assert len(sides) <= 1, (a, b)
