@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+
+from scoring import LeadState, ModelError, apply, load_model_text
+from scoring import dispatch as dispatch_mod
+from scoring.decay import sign_changes
+
+from .models import TEST_MODEL, small_model, web
+
+
+def test_any_of_rules_and_memo_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = small_model(
+        TEST_MODEL.replace(
+            'match = { path = { glob = "/blog*" } }',
+            'match = [{ path = { glob = "/blog*" } }, { referrer = { glob = "*news*" } }]',
+        )
+    )
+    monkeypatch.setattr(dispatch_mod, "MEMO_LIMIT", 2)
+    d = m.dispatch["web"]
+    assert [r.id for r in d.match({"path": "/x", "referrer": "https://news.example"})] == ["w-blog"]
+    for p in ("/a", "/b", "/c", "/blog/1"):
+        assert [r.id for r in d.match({"path": p})] == (["w-blog"] if p == "/blog/1" else [])
+    assert [r.id for r in d.match({"path": "/pricing/x"})] == ["w-pricing"]
+
+
+def test_state_schema_version_and_repr() -> None:
+    s = LeadState.new("L")
+    s, _ = apply(s, web("/blog", 3.0), small_model())
+    assert repr(s) == "LeadState('L', stage='cold', clock=3.0, events_seen=1)"
+    d = s.to_dict()
+    d["v"] = 2
+    with pytest.raises(ValueError, match="unsupported LeadState schema version 2"):
+        LeadState.from_dict(d)
+
+
+def test_sign_changes_of_a_constant_is_empty() -> None:
+    assert sign_changes([], [], 3.0, 1e-9) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('description = "Blog"', 'description = ""', "rules[1].description: '' is not a non-empty"),
+        ("points = 5", "", "rules[1].points: missing (a number)"),
+        ('match = { seniority = "student" }', "", "disqualifiers[1].match: missing"),
+        ("match = { company_size = { gte = 100 } }", "", "fit.rules[1].match: missing"),
+        ("entry = { score = 20 }", "", "stages[1].entry: missing"),
+    ],
+)
+def test_more_missing_keys(old: str, new: str, expected: str) -> None:
+    with pytest.raises(ModelError) as exc:
+        load_model_text(TEST_MODEL.replace(old, new, 1), "t")
+    assert any(expected in p for p in exc.value.problems), exc.value.problems
