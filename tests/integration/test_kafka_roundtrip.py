@@ -1,0 +1,50 @@
+"""The broker the fixture provides works with the clients leadstream uses."""
+
+from __future__ import annotations
+
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.localkafka import ensure_topics_async
+
+
+async def test_produce_then_consume_round_trip(kafka_bootstrap: str, unique: str) -> None:
+    topic = f"roundtrip-{unique}"
+    assert await ensure_topics_async(kafka_bootstrap, {topic: 4}, timeout=30) == [topic]
+    # Idempotent: a second call creates nothing and does not fail.
+    assert await ensure_topics_async(kafka_bootstrap, {topic: 4}, timeout=30) == []
+
+    sent = {f"lead-{i}".encode(): f"event-{i}".encode() for i in range(20)}
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in sent.items():
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=f"roundtrip-{unique}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    received: dict[bytes, bytes] = {}
+    partitions: dict[bytes, int] = {}
+    try:
+        deadline = time.monotonic() + 30
+        while len(received) < len(sent) and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    assert record.key is not None and record.value is not None
+                    received[record.key] = record.value
+                    partitions[record.key] = record.partition
+    finally:
+        await consumer.stop()
+
+    assert received == sent
+    # Keyed records spread over the topic's partitions (all 20 on one would mean 1 partition).
+    assert len(set(partitions.values())) > 1
