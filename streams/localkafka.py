@@ -186,6 +186,7 @@ def ensure_jars(cache_dir: Path, *, timeout: float = 900.0) -> Path:
                 f"mvn did not finish fetching Kafka jars within {timeout:.0f}s"
             ) from None
         if result.returncode != 0 or not (partial / _BROKER_JAR).is_file():
+            shutil.rmtree(partial, ignore_errors=True)
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
             raise LocalKafkaError(
                 f"mvn could not fetch Apache Kafka {KAFKA_VERSION} (exit {result.returncode}); "
@@ -272,18 +273,22 @@ def read_pid(pid_file: Path) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` exists (reaping it first if it is our dead child)."""
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
+    """Whether process ``pid`` is running (a zombie, exited but not yet reaped, is not).
+
+    Never reaps: the parent (e.g. a ``Popen`` elsewhere) keeps its child's exit code.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs (macOS): kill(0) is the best we have
+    # The state letter follows the parenthesised command name, which may contain spaces.
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _is_broker_process(pid: int, properties: Path) -> bool:
@@ -710,10 +715,12 @@ def cli(action: str, settings: Settings, *, out: IO[str] | None = None) -> int:
 
 
 def _run_foreground(broker: LocalKafka, say: Callable[..., None]) -> int:
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt  # stop the same way as Ctrl-C
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the same way as Ctrl-C
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    # SIGINT explicitly too: a shell may start background jobs with SIGINT ignored.
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
         broker.start()
         say(
@@ -730,7 +737,8 @@ def _run_foreground(broker: LocalKafka, say: Callable[..., None]) -> int:
         broker.stop()
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
