@@ -6,6 +6,7 @@ run without Java; the one marked ``integration`` drives the real CLI end to end.
 
 from __future__ import annotations
 
+import doctest
 import os
 import signal
 import socket
@@ -423,3 +424,9 @@ def test_cli_start_status_stop_in_the_background(tmp_path: Path) -> None:
         assert leadstream("status").returncode == 3
     finally:
         broker.stop()  # only acts if the test failed half-way
+
+
+def test_docstring_examples_hold() -> None:
+    result = doctest.testmod(localkafka)
+    assert result.attempted >= 5
+    assert result.failed == 0
