@@ -20,6 +20,7 @@ one that counts) — cheaper than deleting from a heap.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Set as AbstractSet
 
 
 class DecaySchedule:
@@ -60,7 +61,7 @@ class DecaySchedule:
     def due_at(self, partition: int, lead_id: str) -> float | None:
         return self._due.get(partition, {}).get(lead_id)
 
-    def drop_partitions_except(self, keep: set[int]) -> None:
+    def drop_partitions_except(self, keep: AbstractSet[int]) -> None:
         """Forget partitions this worker no longer owns."""
         for partition in [p for p in self._heaps if p not in keep]:
             del self._heaps[partition]

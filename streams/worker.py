@@ -1,0 +1,96 @@
+"""``leadstream worker``: checks the configuration, prepares topics, runs Faust.
+
+Failing before Faust starts gives users one clear line instead of a traceback from
+inside a rebalance: a broken scoring model, an unreachable broker, or input topics
+whose partition counts differ from ``LEADSTREAM_PARTITIONS`` (a lead's events,
+state and timers must share a partition number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from aiokafka import AIOKafkaConsumer
+
+from scoring import ModelError
+from streams.settings import Settings
+
+log = logging.getLogger("leadstream")
+
+
+class TopicLayoutError(RuntimeError):
+    pass
+
+
+async def check_partitions(settings: Settings, wait_s: float = 30.0) -> None:
+    """Raise TopicLayoutError unless every topic has ``settings.partitions`` partitions."""
+    from streams.app import all_topics
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(wait_s * 1000)
+    )
+    await asyncio.wait_for(consumer.start(), wait_s)
+    try:
+        wrong = []
+        for topic in all_topics(settings):
+            parts = consumer.partitions_for_topic(topic)
+            if parts is None:
+                await consumer._client.force_metadata_update()  # fresh after creation
+                parts = consumer.partitions_for_topic(topic)
+            if parts is not None and len(parts) != settings.partitions:
+                wrong.append(f"{topic} has {len(parts)}")
+        if wrong:
+            raise TopicLayoutError(
+                f"partition counts differ from LEADSTREAM_PARTITIONS={settings.partitions}: "
+                + ", ".join(wrong)
+                + ". Set LEADSTREAM_PARTITIONS to match, or repartition the topics."
+            )
+    finally:
+        await consumer.stop()
+
+
+def prepare(settings: Settings) -> None:
+    from streams.app import all_topics
+    from streams.localkafka import ensure_topics
+
+    ensure_topics(settings.bootstrap_servers, all_topics(settings), timeout=60.0)
+    asyncio.run(check_partitions(settings))
+
+
+def run_worker(settings: Settings) -> int:
+    import faust
+
+    from streams.app import create_app, load_scoring_model
+
+    logging.basicConfig(
+        level=settings.log_level.upper().replace("WARN", "WARNING").replace("CRIT", "CRITICAL"),
+        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        model = load_scoring_model(settings)
+    except ModelError as exc:
+        print(f"leadstream: invalid scoring model:\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        prepare(settings)
+    except (TopicLayoutError, OSError, TimeoutError) as exc:
+        print(f"leadstream: cannot start: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # aiokafka raises its own hierarchy for unreachable brokers
+        print(
+            f"leadstream: cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}",
+            file=sys.stderr,
+        )
+        return 2
+    ls = create_app(settings, model=model)
+    log.info(
+        "leadstream: consuming %s with model %s v%s",
+        ", ".join(settings.input_topics),
+        model.id,
+        model.version,
+    )
+    worker = faust.Worker(ls.app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()  # handles SIGINT/SIGTERM: graceful stop, then exit
+    return 0

@@ -1,0 +1,259 @@
+"""Run real ``leadstream worker`` processes against the real broker, and talk to them.
+
+Every worker gets its own app id, topic names and data dir, so test modules never
+see each other's messages. Waiting is always polling with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def poll(
+    check: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> Any:
+    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Topics:
+    prefix: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "LEADSTREAM_APP_ID": f"{self.prefix}-app",
+            "LEADSTREAM_TOPIC_WEB": self.web,
+            "LEADSTREAM_TOPIC_EMAIL": self.email,
+            "LEADSTREAM_TOPIC_WEBINAR": self.webinar,
+            "LEADSTREAM_TOPIC_PROFILES": self.profiles,
+            "LEADSTREAM_TOPIC_QUALIFIED": self.qualified,
+            "LEADSTREAM_TOPIC_DLQ": self.dlq,
+        }
+
+    def __getattr__(self, name: str) -> str:
+        names = {
+            "web": "web.visits",
+            "email": "email.events",
+            "webinar": "webinar.events",
+            "profiles": "lead.profiles",
+            "qualified": "lead.qualified",
+            "dlq": "leadstream.dlq",
+        }
+        if name in names:
+            return f"{self.prefix}.{names[name]}"
+        raise AttributeError(name)
+
+
+@dataclass
+class Worker:
+    """One ``leadstream worker`` child process."""
+
+    bootstrap: str
+    topics: Topics
+    data_dir: Path
+    model_path: Path | None = None
+    store: str = "rocksdb://"
+    partitions: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    web_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def start(self) -> Worker:
+        env = dict(os.environ)
+        env.update(self.topics.env)
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "LEADSTREAM_STORE": self.store,
+                "LEADSTREAM_DATA_DIR": str(self.data_dir),
+                "LEADSTREAM_WEB_PORT": str(self.web_port),
+                "LEADSTREAM_WEB_HOST": "127.0.0.1",
+                "LEADSTREAM_PARTITIONS": str(self.partitions),
+                "LEADSTREAM_LOG_LEVEL": "info",
+                "LEADSTREAM_TICK_INTERVAL_SECONDS": "0.1",
+            }
+        )
+        if self.model_path is not None:
+            env["LEADSTREAM_MODEL"] = str(self.model_path)
+        env.update(self.extra_env)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"worker-{self.web_port}.log"
+        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return 0, b""
+
+    def get_json(self, path: str) -> tuple[int, Any]:
+        status, body = self.get(path)
+        return status, (json.loads(body) if body else None)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(
+                    f"worker exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            return self.get("/ready")[0] == 200
+
+        try:
+            poll(ready, timeout=timeout, interval=0.2, what="worker readiness")
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n--- worker log ---\n{self.log_tail()}") from None
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait: a graceful stop must finish within ``timeout``."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"worker did not stop within {timeout}s:\n{self.log_tail()}"
+            ) from None
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+
+def event(kind: str, lead_id: str, event_id: str, at: float, **fields: Any) -> dict[str, Any]:
+    """A valid input message of ``kind`` with RFC 3339 time."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+    return {"event_id": event_id, "lead_id": lead_id, "occurred_at": stamp, **fields}
+
+
+async def produce(
+    bootstrap: str,
+    records: Iterable[tuple[str, bytes | None, bytes]],
+) -> None:
+    """Send (topic, key, value) records in order and wait for all acks."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def produce_sync(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+    asyncio.run(produce(bootstrap, list(records)))
+
+
+def to_record(
+    topic: str, message: dict[str, Any], *, key: str | None = "lead"
+) -> tuple[str, bytes | None, bytes]:
+    k = message["lead_id"] if key == "lead" else key
+    return topic, (k.encode() if k is not None else None), orjson.dumps(message)
+
+
+class TopicReader:
+    """Reads a whole topic (all partitions, no group) from the beginning, in the background
+    of the test thread: each ``records()`` call fetches what arrived since the last."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.seen: list[Any] = []
+
+    async def _fetch(self) -> list[Any]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(self.topic)
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(self.topic) or set()
+            if not parts:
+                return []
+            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            out: list[Any] = []
+
+            async def behind() -> bool:
+                return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+            while await behind():
+                batch = await consumer.getmany(*tps, timeout_ms=500)
+                for recs in batch.values():
+                    out.extend(recs)
+            return out
+        finally:
+            await consumer.stop()
+
+    def records(self) -> list[Any]:
+        self.seen = asyncio.run(self._fetch())
+        return self.seen
+
+    def values(self) -> list[Any]:
+        return [orjson.loads(r.value) for r in self.records()]
+
+    def wait_for(
+        self, predicate: Callable[[list[Any]], bool], *, timeout: float, what: str
+    ) -> list[Any]:
+        return poll(
+            lambda: (v := self.values()) and predicate(v) and v,
+            timeout=timeout,
+            interval=0.2,
+            what=what,
+        )
