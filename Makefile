@@ -40,7 +40,7 @@ format: $(STAMP) ## ruff format + autofix
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP) ## throughput/latency/memory/recovery benchmark against the local broker
-	$(BIN)/leadstream bench
+	$(BIN)/python -m bench.run
 
 clean: ## remove the virtualenv and local state (keeps the Kafka jar cache)
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
