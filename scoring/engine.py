@@ -374,20 +374,22 @@ def _init(state: LeadState, model: ScoringModel) -> None:
 
 
 def _add(state: LeadState, rule: Rule, points: float, t: float) -> None:
-    rate = rule.rate
-    acc = state.rules.get(rule.id)
+    _accumulate(state.rules, rule.id, points, t, rule.rate)
+    _accumulate(state.categories, rule.category, points, t, rule.rate)
+
+
+def _accumulate(
+    accs: dict[str, list[float]], key: str, points: float, t: float, rate: float
+) -> None:
+    """Add ``points`` at time ``t`` to the (value, anchor) pair under ``key``.
+
+    The anchor only moves forward, so events arriving in any order give the same
+    pair (within float rounding): an older event is decayed to the anchor, a newer
+    one decays the value to itself and becomes the anchor.
+    """
+    acc = accs.get(key)
     if acc is None:
-        state.rules[rule.id] = [points, t]
-    elif not rate:
-        acc[0] += points
-    elif t <= acc[1]:
-        acc[0] += points * _exp((t - acc[1]) * rate)
-    else:
-        acc[0] = acc[0] * _exp((acc[1] - t) * rate) + points
-        acc[1] = t
-    acc = state.categories.get(rule.category)
-    if acc is None:
-        state.categories[rule.category] = [points, t]
+        accs[key] = [points, t]
     elif not rate:
         acc[0] += points
     elif t <= acc[1]:
