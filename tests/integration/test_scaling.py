@@ -1,0 +1,62 @@
+"""Two workers in one group: a rebalance moves partitions, pending decay timers move
+with them, and ``/leads/{id}`` answers from either worker (forwarded to the owner)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+from tests.integration.harness import TopicReader, Topics, Worker, event, poll
+from tests.integration.test_pipeline import FAST_MODEL, for_lead, send
+
+
+def test_rebalance_keeps_timers_and_any_worker_answers(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topics = Topics(f"scl-{uuid.uuid4().hex[:8]}")
+    leads = [f"lead-{uuid.uuid4().hex[:8]}" for _ in range(8)]
+    first = Worker(kafka_bootstrap, topics, tmp_path / "a", model_path=FAST_MODEL, partitions=4)
+    second = Worker(kafka_bootstrap, topics, tmp_path / "b", model_path=FAST_MODEL, partitions=4)
+    first.start()
+    try:
+        first.wait_ready()
+        at = time.time()
+        # 30 points of web activity each: warm now, back to cold by decay ~6.3 s later,
+        # by which time the second worker has joined and taken some partitions.
+        send(
+            first,
+            [("web", event("web", x, f"{x}-v", at, url="https://x.io/pricing")) for x in leads],
+        )
+        second.start()
+        second.wait_ready()
+        poll(lambda: first.get("/ready")[0] == 200, timeout=60, what="first worker ready again")
+
+        # Both workers own part of the lead table now (Faust's /router lists who owns what).
+        owners = first.get_json("/router/")[1]
+        changelog = f"{topics.prefix}-app-leads-changelog"
+        owned = {host: parts.get(changelog, []) for host, parts in owners.items()}
+        assert len([h for h, p in owned.items() if p]) == 2, owned
+
+        qualified = TopicReader(kafka_bootstrap, topics.qualified)
+        got = qualified.wait_for(
+            lambda ms: all(any(m["cause"] == "decay" for m in for_lead(ms, x)) for x in leads),
+            timeout=60,
+            what="every lead's decay downgrade",
+        )
+        for lead in leads:
+            changes = for_lead(got, lead)
+            assert {(c["from_stage"], c["to_stage"], c["cause"]) for c in changes} == {
+                ("cold", "warm", "event"),
+                ("warm", "cold", "decay"),
+            }
+            assert len({c["event_id"] for c in changes}) == 2  # repeats keep their ids
+
+        for lead in leads:
+            for worker in (first, second):
+                status, body = worker.get_json(f"/leads/{lead}")
+                assert status == 200, (lead, worker.web_port, body)
+                assert (body["lead_id"], body["stage"]) == (lead, "cold")
+    finally:
+        assert second.stop() == 0, second.log_tail()
+        assert first.stop() == 0, first.log_tail()
