@@ -1,0 +1,633 @@
+"""End-to-end benchmark of the leadstream worker against a real Kafka broker.
+
+    .venv/bin/python -m bench.run [--events N] [--leads N] [--recovery-leads N] [--quick]
+
+Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else starts a throwaway ``LocalKafka`` on
+free ports in a temp dir (stopped at the end). Measures, over the same preloaded,
+uniquely-named input topics (4 partitions, keyed by lead id):
+
+- ceiling: a raw aiokafka consumer + ``orjson.loads`` (events/s);
+- naive Faust: one event at a time, one table write per event (events/s);
+- pipeline: a real ``leadstream worker`` (rocksdb), sustained events/s from the
+  ``leadstream_events_total`` counter between 10% and 90% of the backlog;
+- latency: offered load at half the pipeline throughput of stage-changing events,
+  produce time -> arrival of the ``lead.qualified`` message (p50/p99);
+- memory: worker RSS growth per 100k active leads;
+- recovery: seconds until a fresh worker (empty data dir) is ready over a changelog
+  holding R lead states.
+
+Prints a table and appends it to ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from scoring import LeadState, apply, load_default_model
+from streams import contract
+from streams.localkafka import LocalKafka, ensure_topics, free_ports
+from streams.partitioning import Partitioner
+from streams.settings import Settings
+from streams.workload import EventFactory, generate_events, great_fit_persona
+
+REPO = Path(__file__).resolve().parent.parent
+PARTITIONS = 4
+KIND_TOPIC = {"web": "web", "email": "email", "webinar": "webinar", "profile": "profiles"}
+TOPIC_SUFFIX = {
+    "web": "web.visits",
+    "email": "email.events",
+    "webinar": "webinar.events",
+    "profiles": "lead.profiles",
+    "qualified": "lead.qualified",
+    "dlq": "leadstream.dlq",
+}
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------------------- topics
+
+
+class Topics:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.names = {k: f"{prefix}.{v}" for k, v in TOPIC_SUFFIX.items()}
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.names[k] for k in ("web", "email", "webinar", "profiles")]
+
+    def env(self, app_id: str) -> dict[str, str]:
+        return {
+            "LEADSTREAM_APP_ID": app_id,
+            "LEADSTREAM_TOPIC_WEB": self.names["web"],
+            "LEADSTREAM_TOPIC_EMAIL": self.names["email"],
+            "LEADSTREAM_TOPIC_WEBINAR": self.names["webinar"],
+            "LEADSTREAM_TOPIC_PROFILES": self.names["profiles"],
+            "LEADSTREAM_TOPIC_QUALIFIED": self.names["qualified"],
+            "LEADSTREAM_TOPIC_DLQ": self.names["dlq"],
+        }
+
+
+async def produce_all(
+    bootstrap: str, records: Iterator[tuple[str, bytes, bytes, int | None]], chunk: int = 20000
+) -> int:
+    """Send (topic, key, value, partition) records with large batches; wait for all acks."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=20,
+        max_batch_size=1 << 20,
+        max_request_size=8 << 20,
+        acks=1,
+    )
+    await producer.start()
+    n = 0
+    try:
+        pending: list[Any] = []
+        for topic, key, value, partition in records:
+            pending.append(await producer.send(topic, value, key=key, partition=partition))
+            n += 1
+            if len(pending) >= chunk:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return n
+
+
+def preload(bootstrap: str, topics: Topics, n_events: int, n_leads: int) -> int:
+    """Produce the workload; return the number of distinct leads."""
+    leads: set[str] = set()
+    now = time.time()
+
+    def records() -> Iterator[tuple[str, bytes, bytes, int | None]]:
+        for kind, lead, value in generate_events(
+            n_events=n_events, n_leads=n_leads, seed=42, start=now - 3 * 86400, span_s=2 * 86400
+        ):
+            leads.add(lead)
+            yield topics.names[KIND_TOPIC[kind]], lead.encode(), value, None
+
+    started = time.perf_counter()
+    n = asyncio.run(produce_all(bootstrap, records()))
+    say(f"preloaded {n} events over {len(leads)} leads in {time.perf_counter() - started:.1f}s")
+    return len(leads)
+
+
+# ---------------------------------------------------------------------------- ceiling
+
+
+async def _ceiling(bootstrap: str, topics: list[str], n_events: int) -> float:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=8 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        loads = orjson.loads
+        n = 0
+        started = time.perf_counter()
+        while n < n_events:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
+            for recs in batch.values():
+                for r in recs:
+                    loads(r.value)
+                n += len(recs)
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def ceiling(bootstrap: str, topics: Topics, n_events: int) -> float:
+    rate = asyncio.run(_ceiling(bootstrap, topics.inputs, n_events))
+    say(f"ceiling: {rate:,.0f} events/s")
+    return rate
+
+
+# ------------------------------------------------------------------------ naive Faust
+
+
+def naive(bootstrap: str, topics: Topics, n_events: int, tmp: Path) -> tuple[float, int]:
+    result = tmp / "naive.json"
+    app_id = f"bench-naive-{uuid.uuid4().hex[:8]}"
+    log = (tmp / "naive.log").open("wb")
+    cmd = [sys.executable, "-m", "bench.naive_faust", bootstrap, app_id, str(result)]
+    proc = subprocess.Popen(
+        [*cmd, str(n_events), *topics.inputs],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not result.exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"naive Faust exited {proc.returncode}: see {log.name}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("naive Faust did not finish in 240 s")
+            time.sleep(0.2)
+        time.sleep(0.05)
+        data = orjson.loads(result.read_bytes())
+    finally:
+        stop_process(proc)
+        log.close()
+    rate = data["events"] / data["seconds"]
+    say(f"naive Faust: {rate:,.0f} events/s over {data['events']} events")
+    return rate, data["events"] + 1
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------------------- workers
+
+
+class WorkerProc:
+    def __init__(self, bootstrap: str, topics: Topics, app_id: str, data_dir: Path) -> None:
+        self.port = free_ports(1)[0]
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            **topics.env(app_id),
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "LEADSTREAM_STORE": "rocksdb://",
+            "LEADSTREAM_DATA_DIR": str(data_dir),
+            "LEADSTREAM_WEB_PORT": str(self.port),
+            "LEADSTREAM_WEB_HOST": "127.0.0.1",
+            "LEADSTREAM_PARTITIONS": str(PARTITIONS),
+            "LEADSTREAM_LOG_LEVEL": "info",  # "warn" makes Faust set the root logger to DEBUG
+        }
+        self.log_path = data_dir / "worker.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.started = time.perf_counter()
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as err:
+            return err.code, b""
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return 0, b""
+
+    def alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace").splitlines()[-30:]
+            raise RuntimeError(f"worker exited {self.proc.returncode}:\n" + "\n".join(tail))
+
+    def wait_ready(self, timeout: float = 300.0) -> float:
+        deadline = time.monotonic() + timeout
+        while self.get("/ready")[0] != 200:
+            self.alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker not ready within {timeout:.0f}s")
+            time.sleep(0.05)
+        return time.perf_counter() - self.started
+
+    def events_done(self) -> int:
+        status, body = self.get("/metrics")
+        if status != 200:
+            return -1
+        total = 0.0
+        for m in re.finditer(rb"^leadstream_(?:events|dlq)_total\{[^}]*\} (\S+)$", body, re.M):
+            total += float(m.group(1))
+        return int(total)
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        stop_process(self.proc, timeout=30)
+
+
+def pipeline_throughput(worker: WorkerProc, n_events: int) -> tuple[float, float]:
+    """Sustained events/s between 10% and 90% of ``n_events``; also whole-backlog time."""
+    lo, hi = int(n_events * 0.1), int(n_events * 0.9)
+    t_lo = t_hi = None
+    n_lo = n_hi = 0
+    deadline = time.monotonic() + 420
+    while True:
+        worker.alive()
+        done = worker.events_done()
+        now = time.perf_counter()
+        if t_lo is None and done >= lo:
+            t_lo, n_lo = now, done
+        if t_hi is None and done >= hi:
+            t_hi, n_hi = now, done
+        if done >= n_events:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pipeline processed only {done} of {n_events} events")
+        time.sleep(0.1)
+    total = now - worker.started
+    assert t_lo is not None and t_hi is not None
+    rate = (n_hi - n_lo) / max(t_hi - t_lo, 1e-6)
+    say(f"pipeline: {rate:,.0f} events/s sustained; backlog done {total:.1f}s after start")
+    return rate, total
+
+
+# ---------------------------------------------------------------------------- latency
+
+
+def latency_messages(seed: int, n_leads: int) -> Iterator[tuple[str, str, dict[str, Any], bool]]:
+    """Per new lead: great-fit profile, /pricing, /demo (-> warm), webinar attended (-> mql)."""
+    rng = random.Random(seed)
+    factory = EventFactory(rng, seed)
+    for i in range(n_leads):
+        lead = f"bench-lat-{seed}-{i:07d}"
+        yield lead, "profiles", {"attributes": great_fit_persona(rng)}, False
+        yield lead, "web", factory.web("/pricing"), False
+        yield lead, "web", factory.web("/demo"), True
+        yield lead, "webinar", factory.webinar("attended", 45), True
+
+
+async def _latency(
+    bootstrap: str, topics: Topics, rate: float, duration: float
+) -> tuple[list[float], int, int]:
+    qualified = topics.names["qualified"]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    try:
+        tps = [TopicPartition(qualified, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+        stop = asyncio.Event()
+
+        async def collect() -> None:
+            while not stop.is_set() or len(latencies) < len(sent_at):
+                batch = await consumer.getmany(timeout_ms=100)
+                arrived = time.perf_counter()
+                for recs in batch.values():
+                    for r in recs:
+                        trigger = orjson.loads(r.value).get("trigger_event_id")
+                        t0 = sent_at.get(trigger)
+                        if t0 is not None:
+                            latencies.append(arrived - t0)
+                if stop.is_set() and time.perf_counter() > deadline_drain:
+                    return
+
+        deadline_drain = float("inf")
+        reader = asyncio.create_task(collect())
+        messages = latency_messages(int(time.time()), 10_000_000)
+        tick = 0.005
+        per_tick = rate * tick
+        start = time.perf_counter()
+        sent = 0
+        credit = 0.0
+        while time.perf_counter() - start < duration:
+            credit += per_tick
+            while credit >= 1:
+                credit -= 1
+                lead, topic, body, trigger = next(messages)
+                eid = str(uuid.uuid4())
+                now = time.time()
+                value = orjson.dumps(
+                    {"event_id": eid, "lead_id": lead, "occurred_at": int(now * 1000), **body}
+                )
+                if trigger:
+                    sent_at[eid] = time.perf_counter()
+                await producer.send(topics.names[topic], value, key=lead.encode())
+                sent += 1
+            target = start + (tick * (1 + (time.perf_counter() - start) // tick))
+            await asyncio.sleep(max(0.0, target - time.perf_counter()))
+        await producer.flush()
+        deadline_drain = time.perf_counter() + 15
+        stop.set()
+        await reader
+        return latencies, len(sent_at), sent
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def latency(bootstrap: str, topics: Topics, rate: float, duration: float) -> dict[str, float]:
+    lats, triggers, sent = asyncio.run(_latency(bootstrap, topics, rate, duration))
+    lats.sort()
+
+    def pct(p: float) -> float:
+        return lats[min(len(lats) - 1, int(p * len(lats)))] * 1000 if lats else float("nan")
+
+    out = {"p50": pct(0.5), "p99": pct(0.99), "matched": len(lats), "triggers": triggers}
+    say(
+        f"latency at {rate:,.0f} ev/s offered ({sent} sent): p50 {out['p50']:.1f} ms, "
+        f"p99 {out['p99']:.1f} ms ({len(lats)}/{triggers} transitions matched)"
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+def sample_states(n: int) -> list[dict[str, Any]]:
+    """Realistic lead states: a few events applied to new leads with the default model."""
+    model = load_default_model()
+    rng = random.Random(7)
+    factory = EventFactory(rng, 7)
+    now = time.time()
+    out = []
+    for i in range(n):
+        lead = f"seed-{i}"
+        state = LeadState.new(lead)
+        t = now - 86400 * (1 + rng.random())
+        bodies = [("profile", {"attributes": great_fit_persona(rng)})]
+        bodies += [("web", factory.web()) for _ in range(rng.randint(1, 5))]
+        bodies += [("email", factory.email()) for _ in range(rng.randint(0, 3))]
+        if rng.random() < 0.3:
+            bodies.append(("webinar", factory.webinar()))
+        for kind, body in bodies:
+            t += rng.random() * 600
+            raw = orjson.dumps(
+                {"event_id": factory.event_id(), "lead_id": lead, "occurred_at": int(t * 1000)}
+                | body
+            )
+            event = contract.decode_event(kind, raw, now=now, max_future_skew_s=300)
+            state, _ = apply(state, event, model)
+        out.append(state.to_dict())
+    return out
+
+
+def recovery(bootstrap: str, n_leads: int, tmp: Path) -> float:
+    uid = uuid.uuid4().hex[:8]
+    app_id = f"bench-rec-{uid}"
+    topics = Topics(f"bench-rec-{uid}")
+    changelog = f"{app_id}-leads-changelog"
+    ensure_topics(bootstrap, {changelog: PARTITIONS}, timeout=60)
+    partitioner = Partitioner(PARTITIONS)
+    samples = sample_states(64)
+
+    def records() -> Iterator[tuple[str, bytes, bytes, int | None]]:
+        for i in range(n_leads):
+            lead = f"lead-r{i:08d}"
+            state = samples[i % len(samples)]
+            state["lead_id"] = lead
+            yield changelog, lead.encode(), orjson.dumps(state), partitioner.partition_of(lead)
+
+    started = time.perf_counter()
+    n = asyncio.run(produce_all(bootstrap, records(), chunk=5000))
+    say(f"wrote {n} lead states to {changelog} in {time.perf_counter() - started:.1f}s")
+    worker = WorkerProc(bootstrap, topics, app_id, tmp / "rec-data")
+    try:
+        seconds = worker.wait_ready(timeout=400)
+    finally:
+        worker.stop()
+    say(f"recovery of {n_leads:,} leads: ready after {seconds:.1f}s")
+    return seconds
+
+
+# ---------------------------------------------------------------------------- results
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {mem} RAM, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def kafka_version(local: bool) -> str:
+    if not local:
+        return "external broker (KAFKA_BOOTSTRAP_SERVERS)"
+    settings = Settings.from_env()
+    found = sorted(Path(settings.cache_dir).glob("kafka-*"))
+    return f"Apache Kafka {found[-1].name.removeprefix('kafka-')} (LocalKafka)" if found else "?"
+
+
+def git_head() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "streams", "bench"],
+            cwd=REPO,
+            capture_output=True,
+        )
+        return out.stdout.decode().strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, help="preloaded backlog (default 300000)")
+    parser.add_argument("--leads", type=int, help="distinct leads in the backlog (default 50000)")
+    parser.add_argument("--recovery-leads", type=int, help="lead states to recover (1000000)")
+    parser.add_argument("--naive-events", type=int, help="events the naive agent handles")
+    parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes")
+    parser.add_argument("--no-record", action="store_true", help="do not append RESULTS.md")
+    parser.add_argument("--py-spy", metavar="OUT", help="profile the pipeline worker (collapsed)")
+    parser.add_argument("--skip", default="", help="comma list of: naive,latency,recovery")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    n_events = args.events or (60_000 if quick else 300_000)
+    n_leads = args.leads or (10_000 if quick else 50_000)
+    rec_leads = args.recovery_leads or (100_000 if quick else 1_000_000)
+    naive_events = min(n_events, args.naive_events or (15_000 if quick else 40_000))
+    lat_seconds = 8.0 if quick and args.latency_seconds == 15.0 else args.latency_seconds
+
+    tmp = Path(tempfile.mkdtemp(prefix="leadstream-bench-"))
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    broker: LocalKafka | None = None
+    t_all = time.perf_counter()
+    try:
+        if not bootstrap:
+            port, cport = free_ports(2)
+            settings = Settings.from_env()
+            broker = LocalKafka(settings.cache_dir, tmp / "kafka", port, cport, heap="1g")
+            say(f"starting LocalKafka on 127.0.0.1:{port}")
+            broker.start()
+            bootstrap = broker.bootstrap
+        uid = uuid.uuid4().hex[:8]
+        topics = Topics(f"bench-{uid}")
+        ensure_topics(bootstrap, dict.fromkeys(topics.names.values(), PARTITIONS), timeout=60)
+        active = preload(bootstrap, topics, n_events, n_leads)
+
+        ceil = ceiling(bootstrap, topics, n_events)
+        skip = set(args.skip.split(","))
+        naive_rate, naive_n = (
+            (float("nan"), 0) if "naive" in skip else naive(bootstrap, topics, naive_events, tmp)
+        )
+
+        worker = WorkerProc(bootstrap, topics, f"bench-{uid}-app", tmp / "data")
+        try:
+            ready_s = worker.wait_ready()
+            rss_ready = worker.rss_kib()
+            spy = None
+            if args.py_spy:
+                spy = subprocess.Popen(
+                    [
+                        *(str(Path(sys.executable).with_name("py-spy")), "record", "-p"),
+                        *(str(worker.proc.pid), "-f", "raw", "-o", args.py_spy, "-r", "200"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            rate, backlog_s = pipeline_throughput(worker, n_events)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=30)
+            time.sleep(0.5)
+            rss_loaded = worker.rss_kib()
+            per_100k = (rss_loaded - rss_ready) / 1024 * 100_000 / max(active, 1)
+            say(
+                f"memory: RSS {rss_ready / 1024:.0f} MiB at ready, {rss_loaded / 1024:.0f} MiB "
+                f"after {active} leads -> {per_100k:.0f} MiB per 100k leads"
+            )
+            lat = (
+                {"p50": float("nan"), "p99": float("nan")}
+                if "latency" in skip
+                else latency(bootstrap, topics, rate / 2, lat_seconds)
+            )
+        finally:
+            worker.stop()
+        rec_s = float("nan") if "recovery" in skip else recovery(bootstrap, rec_leads, tmp)
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = [
+        ("ceiling (aiokafka getmany + orjson.loads)", f"{ceil:,.0f} events/s", ""),
+        (f"naive Faust (per event + table write, {naive_n:,} ev)", f"{naive_rate:,.0f} ev/s", ""),
+        ("pipeline (leadstream worker, rocksdb, 10%-90%)", f"{rate:,.0f} events/s", ""),
+        ("pipeline / ceiling", f"{rate / ceil:.0%}", ">= 50%"),
+        ("pipeline / naive", f"{rate / naive_rate:.1f}x", ">= 5x"),
+        (
+            f"latency p50 / p99 at {rate / 2:,.0f} ev/s offered",
+            f"{lat['p50']:.1f} / {lat['p99']:.1f} ms",
+            "p99 <= 100 ms",
+        ),
+        (f"memory (RSS growth, {active:,} leads)", f"{per_100k:.0f} MiB per 100k leads", ""),
+        (f"recovery of {rec_leads:,} leads (empty data dir)", f"{rec_s:.1f} s", "1M <= 60 s"),
+    ]
+    head = (
+        f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — "
+        f"`{git_head()}`{' (--quick)' if quick else ''}\n\n"
+        f"- Machine: {machine()}\n- Kafka: {kafka_version(broker is not None)}\n"
+        f"- Backlog: {n_events:,} events, {active:,} leads, 4 partitions x 4 topics; "
+        f"worker ready {ready_s:.1f}s, backlog done {backlog_s:.1f}s after start\n\n"
+    )
+    table = "| measure | result | target |\n|---|---|---|\n"
+    table += "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows)
+    text = head + table
+    print("\n" + text)
+    if not args.no_record:
+        results = REPO / "bench" / "RESULTS.md"
+        if not results.exists():
+            results.write_text("# leadstream benchmark results\n\n`make bench` appends here.\n\n")
+        with results.open("a") as f:
+            f.write(text + "\n")
+    say(f"total {time.perf_counter() - t_all:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
