@@ -307,6 +307,11 @@ def pipeline_throughput(worker: WorkerProc, n_events: int) -> tuple[float, float
             raise RuntimeError(f"pipeline processed only {done} of {n_events} events")
         time.sleep(0.1)
     total = now - worker.started
+    body = worker.get("/metrics")[1]
+    sums = dict(re.findall(rb"^leadstream_batch_size_events_(sum|count) (\S+)$", body, re.M))
+    if sums.get(b"count"):
+        n_batches = float(sums[b"count"])
+        say(f"pipeline: {n_batches:.0f} batches, mean {float(sums[b'sum']) / n_batches:.0f} events")
     assert t_lo is not None and t_hi is not None
     rate = (n_hi - n_lo) / max(t_hi - t_lo, 1e-6)
     say(f"pipeline: {rate:,.0f} events/s sustained; backlog done {total:.1f}s after start")
@@ -439,7 +444,17 @@ def sample_states(n: int) -> list[dict[str, Any]]:
     return out
 
 
-def recovery(bootstrap: str, n_leads: int, tmp: Path) -> float:
+def py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """Attach py-spy (installed next to this Python, for profiling only) to ``pid``."""
+    exe = str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen(
+        [exe, "record", "-p", str(pid), "-f", "raw", "-o", out, "-r", "200"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def recovery(bootstrap: str, n_leads: int, tmp: Path, profile: str | None = None) -> float:
     uid = uuid.uuid4().hex[:8]
     app_id = f"bench-rec-{uid}"
     topics = Topics(f"bench-rec-{uid}")
@@ -459,9 +474,13 @@ def recovery(bootstrap: str, n_leads: int, tmp: Path) -> float:
     n = asyncio.run(produce_all(bootstrap, records(), chunk=5000))
     say(f"wrote {n} lead states to {changelog} in {time.perf_counter() - started:.1f}s")
     worker = WorkerProc(bootstrap, topics, app_id, tmp / "rec-data")
+    spy = py_spy(worker.proc.pid, profile) if profile else None
     try:
         seconds = worker.wait_ready(timeout=400)
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=30)
         worker.stop()
     say(f"recovery of {n_leads:,} leads: ready after {seconds:.1f}s")
     return seconds
@@ -562,14 +581,7 @@ def main(argv: list[str] | None = None) -> int:
             rss_ready = worker.rss_kib()
             spy = None
             if args.py_spy:
-                spy = subprocess.Popen(
-                    [
-                        *(str(Path(sys.executable).with_name("py-spy")), "record", "-p"),
-                        *(str(worker.proc.pid), "-f", "raw", "-o", args.py_spy, "-r", "200"),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                spy = py_spy(worker.proc.pid, args.py_spy)
             rate, backlog_s = pipeline_throughput(worker, n_events)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
@@ -588,7 +600,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         finally:
             worker.stop()
-        rec_s = float("nan") if "recovery" in skip else recovery(bootstrap, rec_leads, tmp)
+        rec_s = (
+            float("nan")
+            if "recovery" in skip
+            else recovery(bootstrap, rec_leads, tmp, args.py_spy and args.py_spy + ".recovery")
+        )
     finally:
         if broker is not None:
             broker.stop()
