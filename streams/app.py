@@ -210,11 +210,13 @@ def create_app(
     @app.agent(source, name="leadstream.score")
     async def score(stream: Any) -> None:
         # Batches come straight off the channel's queue, where Faust's conductor puts
-        # each decoded event. Iterating the stream (``take_events``) costs ~100 us
-        # per event in Faust's per-event machinery (processors, sensors, one loop
-        # round trip each) and capped the worker at a few thousand events/s; the
-        # queue gives the same events in the same order. Each event is acked after
+        # each decoded event: iterating the stream (``take_events``) added Faust's
+        # per-event stream machinery (processors, sensors, a loop round trip each) on
+        # top of the conductor's. Same events, same order; each event is acked after
         # its batch is handled, as ``take_events`` did, so offsets commit the same.
+        # What remains per event is Faust's consumer (a ``wait_first`` task pair per
+        # message in ``Consumer._drain_messages``) and, per touched lead, the table
+        # write (RocksDB put + changelog record + persisted-offset put).
         channel = aiter(stream.channel)  # registers the subscription, as streams do
         queue = channel.queue
         get, get_nowait, qsize = queue.get, queue.get_nowait, queue.qsize
