@@ -184,7 +184,10 @@ def create_app(
                 return state
             enter(events[index])
             raw = table.get(lead_id)
-            return None if raw is None else decode_state(raw)
+            if raw is None:
+                metrics.leads.inc()  # first event of a lead this worker owns
+                return None
+            return decode_state(raw)
 
         result = pipeline.process(messages, now=time.time(), load=load)
         for key, value in result.qualified:

@@ -293,6 +293,8 @@ def test_query_api_and_metrics(worker: Worker) -> None:
         >= 1
     )
     assert "leadstream_batch_duration_seconds_bucket" in text
+    leads = [ln for ln in text.splitlines() if ln.startswith("leadstream_leads ")]
+    assert leads and float(leads[0].split()[1]) >= 1  # counts leads created since start
 
 
 def _sample(text: str, name: str, labels: str) -> float:
