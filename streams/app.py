@@ -28,6 +28,7 @@ import faust
 from faust.streams import _current_event  # the context Faust's tables read
 
 from scoring import LeadState, ScoringModel, load_default_model, load_model, next_change_at
+from streams import fastpath
 from streams.metrics import Metrics
 from streams.partitioning import Partitioner
 from streams.pipeline import (
@@ -220,6 +221,7 @@ def create_app(
         # What remains per event is Faust's consumer (a ``wait_first`` task pair per
         # message in ``Consumer._drain_messages``) and, per touched lead, the table
         # write (RocksDB put + changelog record + persisted-offset put).
+        fastpath.install(app.consumer)
         channel = aiter(stream.channel)  # registers the subscription, as streams do
         queue = channel.queue
         get, get_nowait, qsize = queue.get, queue.get_nowait, queue.qsize
