@@ -48,20 +48,12 @@ from scoring import LeadState, apply, load_default_model
 from streams import contract
 from streams.localkafka import LocalKafka, ensure_topics, free_ports
 from streams.partitioning import Partitioner
-from streams.settings import Settings
+from streams.settings import Settings, topic_env, topic_roles
 from streams.workload import EventFactory, generate_events, great_fit_persona
 
 REPO = Path(__file__).resolve().parent.parent
 PARTITIONS = 4
 KIND_TOPIC = {"web": "web", "email": "email", "webinar": "webinar", "profile": "profiles"}
-TOPIC_SUFFIX = {
-    "web": "web.visits",
-    "email": "email.events",
-    "webinar": "webinar.events",
-    "profiles": "lead.profiles",
-    "qualified": "lead.qualified",
-    "dlq": "leadstream.dlq",
-}
 
 
 def say(msg: str) -> None:
@@ -74,22 +66,14 @@ def say(msg: str) -> None:
 class Topics:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.names = {k: f"{prefix}.{v}" for k, v in TOPIC_SUFFIX.items()}
+        self.names = {role: f"{prefix}.{name}" for role, name in topic_roles().items()}
 
     @property
     def inputs(self) -> list[str]:
         return [self.names[k] for k in ("web", "email", "webinar", "profiles")]
 
     def env(self, app_id: str) -> dict[str, str]:
-        return {
-            "LEADSTREAM_APP_ID": app_id,
-            "LEADSTREAM_TOPIC_WEB": self.names["web"],
-            "LEADSTREAM_TOPIC_EMAIL": self.names["email"],
-            "LEADSTREAM_TOPIC_WEBINAR": self.names["webinar"],
-            "LEADSTREAM_TOPIC_PROFILES": self.names["profiles"],
-            "LEADSTREAM_TOPIC_QUALIFIED": self.names["qualified"],
-            "LEADSTREAM_TOPIC_DLQ": self.names["dlq"],
-        }
+        return {"LEADSTREAM_APP_ID": app_id, **topic_env(self.names)}
 
 
 async def produce_all(

@@ -137,5 +137,20 @@ _TYPES: dict[str, Callable[[str], Any]] = {
     f.name: {"int": int, "float": float}.get(str(f.type), str) for f in dataclasses.fields(Settings)
 }
 
+
+def topic_roles() -> dict[str, str]:
+    """Topic role (``web``, ..., ``qualified``, ``dlq``) -> its default name."""
+    return {
+        f.name.removeprefix("topic_"): f.default
+        for f in dataclasses.fields(Settings)
+        if f.name.startswith("topic_") and isinstance(f.default, str)
+    }
+
+
+def topic_env(names: Mapping[str, str]) -> dict[str, str]:
+    """Environment variables that set the topics named per role in ``names``."""
+    return {ENV_VARS[f"topic_{role}"]: name for role, name in names.items()}
+
+
 #: Settings field name -> environment variable, for docs and consistency tests.
 ENV_VARS: dict[str, str] = {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}

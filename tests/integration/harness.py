@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.settings import topic_env, topic_roles
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -49,32 +51,20 @@ def poll(
 
 @dataclass
 class Topics:
+    """Every topic renamed ``<prefix>.<default name>``; attributes by role (``.web``)."""
+
     prefix: str
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            "LEADSTREAM_APP_ID": f"{self.prefix}-app",
-            "LEADSTREAM_TOPIC_WEB": self.web,
-            "LEADSTREAM_TOPIC_EMAIL": self.email,
-            "LEADSTREAM_TOPIC_WEBINAR": self.webinar,
-            "LEADSTREAM_TOPIC_PROFILES": self.profiles,
-            "LEADSTREAM_TOPIC_QUALIFIED": self.qualified,
-            "LEADSTREAM_TOPIC_DLQ": self.dlq,
-        }
+        names = {role: getattr(self, role) for role in topic_roles()}
+        return {"LEADSTREAM_APP_ID": f"{self.prefix}-app", **topic_env(names)}
 
-    def __getattr__(self, name: str) -> str:
-        names = {
-            "web": "web.visits",
-            "email": "email.events",
-            "webinar": "webinar.events",
-            "profiles": "lead.profiles",
-            "qualified": "lead.qualified",
-            "dlq": "leadstream.dlq",
-        }
-        if name in names:
-            return f"{self.prefix}.{names[name]}"
-        raise AttributeError(name)
+    def __getattr__(self, role: str) -> str:
+        roles = topic_roles()
+        if role in roles:
+            return f"{self.prefix}.{roles[role]}"
+        raise AttributeError(role)
 
 
 @dataclass

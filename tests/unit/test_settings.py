@@ -53,3 +53,15 @@ def test_every_field_has_a_distinct_variable() -> None:
     assert all(
         v == "KAFKA_BOOTSTRAP_SERVERS" or v.startswith("LEADSTREAM_") for v in ENV_VARS.values()
     )
+
+
+def test_topic_roles_and_their_environment_come_from_settings() -> None:
+    from streams.settings import topic_env, topic_roles
+
+    roles = topic_roles()
+    assert roles["profiles"] == Settings().topic_profiles
+    assert set(roles) == {"web", "email", "webinar", "profiles", "qualified", "dlq"}
+    renamed = {role: f"t.{name}" for role, name in roles.items()}
+    s = Settings.from_env(topic_env(renamed))
+    assert s.input_topics == tuple(renamed[r] for r in ("web", "email", "webinar", "profiles"))
+    assert (s.topic_qualified, s.topic_dlq) == (renamed["qualified"], renamed["dlq"])
