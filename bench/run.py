@@ -48,6 +48,7 @@ from scoring import LeadState, apply, load_default_model
 from streams import contract
 from streams.localkafka import LocalKafka, ensure_topics, free_ports
 from streams.partitioning import Partitioner
+from streams.processes import stop_process
 from streams.settings import Settings, topic_env, topic_roles
 from streams.workload import EventFactory, generate_events, great_fit_persona
 
@@ -183,21 +184,11 @@ def naive(bootstrap: str, topics: Topics, n_events: int, tmp: Path) -> tuple[flo
         time.sleep(0.05)
         data = orjson.loads(result.read_bytes())
     finally:
-        stop_process(proc)
+        stop_process(proc, 20.0)
         log.close()
     rate = data["events"] / data["seconds"]
     say(f"naive Faust: {rate:,.0f} events/s over {data['events']} events")
     return rate, data["events"] + 1
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # ---------------------------------------------------------------------------- workers
@@ -268,7 +259,7 @@ class WorkerProc:
         return 0
 
     def stop(self) -> None:
-        stop_process(self.proc, timeout=30)
+        stop_process(self.proc, 30.0)
 
 
 def pipeline_throughput(worker: WorkerProc, n_events: int) -> tuple[float, float]:

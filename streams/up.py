@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from streams.processes import stop_process
 from streams.settings import Settings
 
 #: Seconds each child gets to stop after SIGTERM before it is killed.
@@ -27,13 +28,7 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
     for child in reversed(children):
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop_process(child, STOP_GRACE_S)
 
 
 def run_up(settings: Settings) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.processes import stop_process
 from streams.settings import topic_env, topic_roles
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,16 +147,9 @@ class Worker:
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait: a graceful stop must finish within ``timeout``."""
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(
-                f"worker did not stop within {timeout}s:\n{self.log_tail()}"
-            ) from None
+        if not stop_process(self.proc, timeout):
+            raise AssertionError(f"worker did not stop within {timeout}s:\n{self.log_tail()}")
+        return self.proc.returncode
 
     def kill(self) -> None:
         assert self.proc is not None
