@@ -19,16 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
-from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import faust
-from faust.streams import _current_event  # the context Faust's tables read
 
 from scoring import LeadState, ScoringModel, load_default_model, load_model, next_change_at
-from streams import fastpath
+from streams.intake import Batch, Intake
 from streams.metrics import Metrics
 from streams.partitioning import Partitioner
 from streams.pipeline import (
@@ -41,6 +39,7 @@ from streams.pipeline import (
 )
 from streams.schedule import DecaySchedule
 from streams.settings import Settings
+from streams.window import WriteWindow
 
 log = logging.getLogger("leadstream")
 
@@ -165,25 +164,34 @@ def create_app(
     cache: dict[str, LeadState] = {}
     ls = Leadstream(app, settings, model, metrics, pipeline, table, schedule, cache)
 
-    def enter(event: Any) -> None:
-        # Table reads/writes take their partition from the current event.
-        _current_event.set(weakref.ref(event))
+    intake = Intake(app, [*settings.input_topics, repartition_name, tick_name])
+    intake.install()
+    # Stand-in events for table access name an input topic: all share the partitioning.
+    enter_partition = partial(intake.enter_partition, settings.topic_web)
+    flush_events = settings.flush_events
+    flush_age = settings.flush_interval_s
 
-    def handle_batch(events: Sequence[Any]) -> None:
+    def handle(batches: list[Batch], window: WriteWindow) -> None:
+        """Score the batches; emit what they cause; leave their states in the window."""
         started = time.perf_counter()
-        messages = []
-        for event in events:
-            m = event.message
-            kind = kinds.get(m.topic)
-            if kind is None:
-                kind = _header(m.headers, KIND_HEADER) or "unknown"
-            messages.append(Message(m.topic, m.partition, m.offset, m.key, m.value, kind))
+        messages: list[Message] = []
+        append = messages.append
+        # Faust's monitor warns of a stalled stream unless it sees events arrive.
+        inbound = app.monitor.stream_inbound_time
+        arrived = time.monotonic()
+        for batch in batches:
+            inbound[batch.tp] = arrived
+            topic, partition = batch.tp.topic, batch.tp.partition
+            kind = kinds.get(topic)
+            for r in batch.records:
+                k = kind or _header(r.headers, KIND_HEADER) or "unknown"
+                append(Message(topic, partition, r.offset, r.key, r.value, k))
 
         def load(lead_id: str, index: int) -> LeadState | None:
             state = cache.get(lead_id)
             if state is not None:
                 return state
-            enter(events[index])
+            enter_partition(messages[index].partition)
             raw = table.get(lead_id)
             if raw is None:
                 metrics.leads.inc()  # first event of a lead this worker owns
@@ -197,51 +205,93 @@ def create_app(
             dlq_topic.send_soon(key=dkey, value=value, headers=headers)
         for key, value, headers in result.reroute:
             repartition_topic.send_soon(key=key, value=value, headers=headers)
-        if len(cache) + len(result.touched) > STATE_CACHE_LIMIT:
-            cache.clear()
-        for lead_id, (state, _partition, index) in result.touched.items():
-            enter(events[index])
-            table[lead_id] = encode_state(state)
+        dirty = window.dirty
+        for lead_id, (state, partition, _index) in result.touched.items():
             cache[lead_id] = state
+            dirty[lead_id] = (state, partition)
         for partition, lead_id, due in result.schedule:
             schedule.set(partition, lead_id, due)
-        metrics.batch_size.observe(len(events))
+        for batch in batches:
+            window.last_offsets[batch.tp] = batch.records[-1].offset
+        window.events += len(messages)
+        metrics.batch_size.observe(len(messages))
         metrics.batch_duration.observe(time.perf_counter() - started)
+
+    def flush(window: WriteWindow) -> None:
+        """Write each dirty lead once, then ack the window's offsets."""
+        started = time.perf_counter()
+        for lead_id, (state, partition) in window.dirty.items():
+            enter_partition(partition)
+            table[lead_id] = encode_state(state)
+        for tp, last_offset in window.last_offsets.items():
+            intake.ack(tp, window.generation, last_offset)
+        metrics.state_writes.inc(len(window.dirty))
+        metrics.flush_duration.observe(time.perf_counter() - started)
+        window.reset(window.generation)
+        if len(cache) > STATE_CACHE_LIMIT:
+            cache.clear()  # every cached state is written: dropping any is safe
 
     batch_size = settings.batch_size
     linger = settings.batch_linger_s
+    queue = intake.queue
+    flow = app.flow_control
+
+    async def take(window: WriteWindow) -> list[Batch]:
+        """Batches up to ``batch_size`` events, or none when the window falls due."""
+        loop = asyncio.get_running_loop()
+        if queue.empty():
+            wait = window.seconds_left(loop.time(), flush_age)
+            if wait is None:
+                first = await queue.get()
+            else:
+                try:
+                    first = await asyncio.wait_for(queue.get(), wait)
+                except TimeoutError:
+                    return []
+        else:
+            first = queue.get_nowait()
+        batches = [first]
+        n = len(first.records)
+        deadline = loop.time() + linger
+        while n < batch_size:
+            while n < batch_size and not queue.empty():
+                batch = queue.get_nowait()
+                batches.append(batch)
+                n += len(batch.records)
+            left = deadline - loop.time()
+            if n >= batch_size or left <= 0:
+                break
+            # More may be on the way: give the fetcher a slice of the linger.
+            await asyncio.sleep(min(left, 0.001))
+        return batches
 
     @app.agent(source, name="leadstream.score")
     async def score(stream: Any) -> None:
-        # Batches come straight off the channel's queue, where Faust's conductor puts
-        # each decoded event: iterating the stream (``take_events``) added Faust's
-        # per-event stream machinery (processors, sensors, a loop round trip each) on
-        # top of the conductor's. Same events, same order; each event is acked after
-        # its batch is handled, as ``take_events`` did, so offsets commit the same.
-        # What remains per event is Faust's consumer (a ``wait_first`` task pair per
-        # message in ``Consumer._drain_messages``) and, per touched lead, the table
-        # write (RocksDB put + changelog record + persisted-offset put).
-        fastpath.install(app.consumer)
-        channel = aiter(stream.channel)  # registers the subscription, as streams do
-        queue = channel.queue
-        get, get_nowait, qsize = queue.get, queue.get_nowait, queue.qsize
+        # Records reach this agent through ``intake`` (whole fetches per partition),
+        # not through the stream; iterating the channel once only registers the
+        # topics' subscription with Faust, as streams do.
+        aiter(stream.channel)
         loop = asyncio.get_running_loop()
+        window = WriteWindow()
         while True:
-            events = [await get()]
-            deadline = loop.time() + linger
-            while True:
-                room = min(batch_size - len(events), qsize())
-                events.extend([get_nowait() for _ in range(room)])
-                if len(events) >= batch_size:
-                    break
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                # More may be on the way: give the conductor a slice of the linger.
-                await asyncio.sleep(min(left, 0.001))
-            handle_batch(events)
-            for event in events:
-                event.ack()
+            batches = await take(window)
+            generation = intake.generation
+            if generation != window.generation:
+                if window.events:
+                    # A rebalance revoked everything since the window opened: nothing
+                    # of it was acked, the partitions' owners read it again.
+                    metrics.discarded.inc(window.events)
+                    cache.clear()
+                window.reset(generation)
+            if not flow.is_active():
+                continue  # mid-rebalance: not acked, fetched again after it
+            batches = [b for b in batches if b.generation == generation]
+            if batches:
+                if not window.events:
+                    window.opened_at = loop.time()
+                handle(batches, window)
+            if window.due(loop.time(), max_events=flush_events, max_age_s=flush_age):
+                flush(window)
 
     @table.on_recover
     async def rebuild_schedule() -> None:

@@ -28,6 +28,9 @@ class Metrics:
     batch_size: Histogram
     event_lag: Histogram
     decay_timer_delay: Histogram
+    state_writes: Counter
+    flush_duration: Histogram
+    discarded: Counter
     consumer_lag: Gauge
     leads: Gauge
     scheduled: Gauge
@@ -78,6 +81,24 @@ class Metrics:
                 "leadstream_decay_timer_delay_seconds",
                 "How late a decay-driven stage change was processed after its exact time.",
                 buckets=_FAST_BUCKETS,
+                registry=reg,
+            ),
+            state_writes=Counter(
+                "leadstream_state_writes",
+                "Lead states written to the table (and its changelog): once per lead "
+                "per write-behind window.",
+                registry=reg,
+            ),
+            flush_duration=Histogram(
+                "leadstream_state_flush_duration_seconds",
+                "Time to write one window's lead states and ack its offsets.",
+                buckets=_FAST_BUCKETS,
+                registry=reg,
+            ),
+            discarded=Counter(
+                "leadstream_events_discarded",
+                "Events scored but not acked because a rebalance came before their "
+                "window was written; the partition's owner reads them again.",
                 registry=reg,
             ),
             consumer_lag=Gauge(

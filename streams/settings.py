@@ -66,11 +66,17 @@ class Settings:
     tick_interval_s: float = field(
         default=0.25, metadata={"env": "LEADSTREAM_TICK_INTERVAL_SECONDS"}
     )
-    #: Most events one agent takes from the stream before writing state once per lead.
+    #: Most events scored together (their stage changes are sent when the batch ends).
     batch_size: int = field(default=2000, metadata={"env": "LEADSTREAM_BATCH_SIZE"})
     #: Longest wait for a batch to fill; bounds added latency at low load.
     batch_linger_s: float = field(
         default=0.005, metadata={"env": "LEADSTREAM_BATCH_LINGER_SECONDS"}
+    )
+    #: Lead states are written (table + changelog), and offsets acked, once per
+    #: window of this many events or this many seconds, whichever comes first.
+    flush_events: int = field(default=50_000, metadata={"env": "LEADSTREAM_FLUSH_EVENTS"})
+    flush_interval_s: float = field(
+        default=0.5, metadata={"env": "LEADSTREAM_FLUSH_INTERVAL_SECONDS"}
     )
     #: Local broker tooling: where Kafka jars are cached and which ports it listens on.
     cache_dir: str = field(
@@ -117,11 +123,11 @@ class Settings:
             raise SettingsError(
                 f"LEADSTREAM_STORE={self.store!r}: use rocksdb:// (default) or memory://"
             )
-        for name in ("partitions", "web_port", "batch_size", "kafka_port"):
+        for name in ("partitions", "web_port", "batch_size", "flush_events", "kafka_port"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_VARS[name]} must be positive")
-        if self.tick_interval_s <= 0 or self.batch_linger_s < 0:
-            raise SettingsError("tick interval must be positive and batch linger >= 0")
+        if self.tick_interval_s <= 0 or self.batch_linger_s < 0 or self.flush_interval_s <= 0:
+            raise SettingsError("tick and flush intervals must be positive and batch linger >= 0")
         if self.model_path and not Path(self.model_path).is_file():
             raise SettingsError(f"LEADSTREAM_MODEL={self.model_path!r}: no such file")
 

@@ -227,3 +227,15 @@ def test_sign_changes_match_a_dense_scan(terms: list[tuple[float, float]], k: fl
         xs = [a + (b - a) * (i + 0.5) / 50 for i in range(50)]
         sides = {g(x) >= 0 for x in xs if abs(g(x)) > 1e-9}
         assert len(sides) <= 1, (a, b)
+
+
+@settings(max_examples=N, deadline=None)
+@given(events(), st.booleans())
+def test_dict_view_encodes_to_the_same_bytes_as_to_dict(
+    evs: list[dict[str, Any]], with_next_change: bool
+) -> None:
+    s = run(evs)
+    if with_next_change:
+        next_change_at(s, M)
+    view = orjson.dumps(s.to_dict_view(), option=orjson.OPT_NON_STR_KEYS)
+    assert view == orjson.dumps(s.to_dict())
