@@ -53,12 +53,19 @@ def _always(_: Mapping[str, Any]) -> bool:
     return True
 
 
+# Built once: ``int | float`` written inside the functions would build a new union
+# object on every call, and numeric predicates run on every event.
+_SCALAR = str | int | float | bool
+_NUMBER = int | float
+
+
 def _is_scalar(v: object) -> bool:
-    return isinstance(v, str | int | float | bool)
+    return isinstance(v, _SCALAR)
 
 
 def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    t = type(v)
+    return t is float or t is int or (t is not bool and isinstance(v, _NUMBER))
 
 
 def _fmt(v: object) -> str:

@@ -20,13 +20,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import faust
 
 from scoring import LeadState, ScoringModel, load_default_model, load_model, next_change_at
 from streams.intake import Batch, Intake
+from streams.leadstore import LeadStore
 from streams.metrics import Metrics
 from streams.partitioning import Partitioner
 from streams.pipeline import (
@@ -166,8 +166,7 @@ def create_app(
 
     intake = Intake(app, [*settings.input_topics, repartition_name, tick_name])
     intake.install()
-    # Stand-in events for table access name an input topic: all share the partitioning.
-    enter_partition = partial(intake.enter_partition, settings.topic_web)
+    store = LeadStore(app, table)
     flush_events = settings.flush_events
     flush_age = settings.flush_interval_s
 
@@ -191,8 +190,7 @@ def create_app(
             state = cache.get(lead_id)
             if state is not None:
                 return state
-            enter_partition(messages[index].partition)
-            raw = table.get(lead_id)
+            raw = store.get(lead_id.encode(), messages[index].partition)
             if raw is None:
                 metrics.leads.inc()  # first event of a lead this worker owns
                 return None
@@ -209,23 +207,25 @@ def create_app(
         for lead_id, (state, partition, _index) in result.touched.items():
             cache[lead_id] = state
             dirty[lead_id] = (state, partition)
-        for partition, lead_id, due in result.schedule:
-            schedule.set(partition, lead_id, due)
         for batch in batches:
             window.last_offsets[batch.tp] = batch.records[-1].offset
         window.events += len(messages)
         metrics.batch_size.observe(len(messages))
         metrics.batch_duration.observe(time.perf_counter() - started)
 
-    def flush(window: WriteWindow) -> None:
+    async def flush(window: WriteWindow) -> None:
         """Write each dirty lead once, then ack the window's offsets."""
         started = time.perf_counter()
+        writes = []
         for lead_id, (state, partition) in window.dirty.items():
-            enter_partition(partition)
-            table[lead_id] = encode_state(state)
+            # Rescheduled here, once per window: a decay change due before the flush
+            # is only ticked late; advance() still stamps it with its exact time.
+            schedule.set(partition, lead_id, next_change_at(state, model))
+            writes.append((lead_id.encode(), partition, encode_state(state)))
+        written = await store.write(writes)
         for tp, last_offset in window.last_offsets.items():
             intake.ack(tp, window.generation, last_offset)
-        metrics.state_writes.inc(len(window.dirty))
+        metrics.state_writes.inc(written)
         metrics.flush_duration.observe(time.perf_counter() - started)
         window.reset(window.generation)
         if len(cache) > STATE_CACHE_LIMIT:
@@ -291,7 +291,7 @@ def create_app(
                     window.opened_at = loop.time()
                 handle(batches, window)
             if window.due(loop.time(), max_events=flush_events, max_age_s=flush_age):
-                flush(window)
+                await flush(window)
 
     @table.on_recover
     async def rebuild_schedule() -> None:

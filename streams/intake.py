@@ -22,8 +22,8 @@ Kept from Faust's loop, per batch instead of per record:
   commits them exactly as it would acked events.
 
 Everything here leans on Faust internals (``_drain_messages``, ``_wait_next_records``,
-``_read_offset``, ``_acked``, ``_acked_index``, ``_committed_offset``,
-``_current_event``); faust-streaming is pinned to <0.16 for that reason and the
+``_read_offset``, ``_acked``, ``_acked_index``, ``_committed_offset``);
+faust-streaming is pinned to <0.16 for that reason and the
 integration suite is what catches a break.
 """
 
@@ -31,12 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
-
-from faust.streams import _current_event  # the context Faust's tables read
 
 log = logging.getLogger("leadstream")
 
@@ -56,23 +53,6 @@ class Batch:
     generation: int
 
 
-class _Message:
-    """What Faust's table reads from the current event's message: its partition."""
-
-    __slots__ = ("partition", "topic")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.topic = topic
-        self.partition = partition
-
-
-class _Event:
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, message: _Message) -> None:
-        self.message = message
-
-
 class Intake:
     """The consumer's drain loop, with the agent's topics delivered in batches."""
 
@@ -85,9 +65,6 @@ class Intake:
         self._next_ack: dict[Any, tuple[int, int]] = {}
         #: tp -> (generation, first offset the drain loop read in that generation)
         self._first_read: dict[Any, tuple[int, int]] = {}
-        #: partition -> stand-in event for table writes (kept alive: the context holds
-        #: only a weak reference, as Faust's own does).
-        self._contexts: dict[int, _Event] = {}
 
     def install(self) -> None:
         """Replace the consumer's drain loop; Faust's fetcher calls it on each start."""
@@ -96,13 +73,6 @@ class Intake:
     @property
     def generation(self) -> int:
         return int(self.app.consumer_generation_id)
-
-    def enter_partition(self, topic: str, partition: int) -> None:
-        """Make table reads and writes that follow target ``partition``."""
-        event = self._contexts.get(partition)
-        if event is None:
-            event = self._contexts[partition] = _Event(_Message(topic, partition))
-        _current_event.set(weakref.ref(event))  # type: ignore[arg-type]  # duck-typed
 
     def ack(self, tp: Any, generation: int, last_offset: int) -> None:
         """Mark the partition's offsets through ``last_offset`` as processed.

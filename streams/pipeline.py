@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from scoring import LeadState, ScoringModel, advance, apply, next_change_at
+from scoring import LeadState, ScoringModel, advance, apply
 from streams import contract
 from streams.metrics import Metrics
 from streams.partitioning import Partitioner
@@ -51,10 +51,9 @@ class BatchResult:
     qualified: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
     reroute: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
-    #: lead_id -> (state, partition, index of the last message that touched it)
+    #: lead_id -> (state, partition, index of the last message that touched it); the
+    #: caller writes them and reschedules their decay (``next_change_at``)
     touched: dict[str, tuple[LeadState, int, int]] = field(default_factory=dict)
-    #: (partition, lead_id, next change time or None) for the decay schedule
-    schedule: list[tuple[int, str, float | None]] = field(default_factory=list)
 
 
 StateLoader = Callable[[str, int], LeadState | None]
@@ -153,8 +152,6 @@ class Pipeline:
             touched[lead_id] = (state, msg.partition, index)
             _bump(counts, (msg.topic, outcome))
 
-        for lead_id, (state, partition, _) in touched.items():
-            out.schedule.append((partition, lead_id, next_change_at(state, model)))
         self._flush_counts(counts, dlq_counts, lags)
         return out
 

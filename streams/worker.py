@@ -9,6 +9,7 @@ state and timers must share a partition number).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
@@ -18,6 +19,9 @@ from scoring import ModelError
 from streams.settings import Settings
 
 log = logging.getLogger("leadstream")
+
+#: Allocations between young-generation collections (CPython's default is 700).
+GC_GEN0_THRESHOLD = 50_000
 
 LOG_LEVEL_NUMBERS = {
     "crit": logging.CRITICAL,
@@ -67,6 +71,20 @@ def prepare(settings: Settings) -> None:
     asyncio.run(check_partitions(settings))
 
 
+def tune_gc() -> None:
+    """Keep the cyclic GC off the hot path.
+
+    A worker holds millions of long-lived objects (cached lead states) and allocates
+    short-lived ones per event; with the default thresholds the collector ran every
+    700 allocations and its older-generation passes walked the whole state cache,
+    about a tenth of the worker's time (py-spy attributes it to whatever allocates).
+    Lead states hold no reference cycles, so collecting less often frees the same
+    memory; what exists at startup (modules, the model) is frozen out of collections.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 100)
+
+
 def run_worker(settings: Settings) -> int:
     import faust
 
@@ -94,6 +112,7 @@ def run_worker(settings: Settings) -> int:
         )
         return 2
     ls = create_app(settings, model=model)
+    tune_gc()
     log.info(
         "leadstream: consuming %s with model %s v%s",
         ", ".join(settings.input_topics),

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from scoring import LeadState, load_default_model
+from scoring import LeadState, load_default_model, next_change_at
 from streams.metrics import Metrics
 from streams.partitioning import Partitioner
 from streams.pipeline import TICK_KIND, Message, Pipeline
@@ -94,7 +94,7 @@ def test_bad_input_becomes_a_dead_letter(value: bytes, reason: str) -> None:
     assert dead == 1
 
 
-def test_transitions_become_lead_qualified_messages_and_schedule_entries() -> None:
+def test_transitions_become_lead_qualified_messages_and_touched_states() -> None:
     p = pipeline()
     batch = [
         msg("web", "lead-3", "e1", url="https://x.io/demo"),
@@ -106,8 +106,9 @@ def test_transitions_become_lead_qualified_messages_and_schedule_entries() -> No
     out = orjson.loads(value)
     assert key == b"lead-3"
     assert (out["from_stage"], out["lead_id"]) == ("cold", "lead-3")
-    partition, lead, due = result.schedule[0]
-    assert (partition, lead) == (Partitioner(PARTITIONS).partition_of("lead-3"), "lead-3")
+    state, partition, _index = result.touched["lead-3"]
+    assert partition == Partitioner(PARTITIONS).partition_of("lead-3")
+    due = next_change_at(state, p.model)
     assert due is not None and due > NOW  # warm decays back to cold one day
 
 
@@ -117,7 +118,7 @@ def test_tick_for_unknown_lead_is_ignored_and_known_lead_advances() -> None:
         [msg("web", "lead-4", "e1", url="https://x.io/demo")], now=NOW, load=lambda lead, i: None
     )
     state = first.touched["lead-4"][0]
-    due = first.schedule[0][2]
+    due = next_change_at(state, p.model)
     assert due is not None
     tick = Message("ticks", 0, 0, b"lead-4", b"", TICK_KIND)
     later = p.process([tick], now=due + 1, load=lambda lead, i: state)
