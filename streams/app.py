@@ -19,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from scoring import LeadState, ScoringModel, load_default_model, load_model, next_change_at
+from streams.bulkload import next_change_from_raw
+from streams.emit import Emitter
 from streams.intake import Batch, Intake
 from streams.leadstore import LeadStore
 from streams.metrics import Metrics
@@ -39,7 +42,7 @@ from streams.pipeline import (
 )
 from streams.schedule import DecaySchedule
 from streams.settings import Settings
-from streams.window import WriteWindow
+from streams.window import Write, WriteBehind
 
 log = logging.getLogger("leadstream")
 
@@ -52,6 +55,12 @@ LAG_INTERVAL_S = 5.0
 #: (one changelog record per touched lead), so every batch stalled the stream while
 #: the buffer was flushed one record per loop iteration ("producer buffer full").
 PRODUCER_BUFFER_MAX = 50_000
+#: A fetch returns once it holds this much, or after FETCH_MAX_WAIT_MS (see
+#: streams.intake): full fetches at high rates, a bounded wait at low ones.
+FETCH_MIN_BYTES = 64 * 1024
+FETCH_MAX_WAIT_MS = 10
+#: Longest stretch of state writing between two batches (see streams.window).
+WRITE_SLICE_S = 0.005
 #: Changelog records applied to RocksDB per write batch during recovery.
 RECOVERY_BUFFER_SIZE = 10_000
 
@@ -138,10 +147,8 @@ def create_app(
         value_serializer="raw",
         partitions=settings.partitions,
     )
-    repartition_topic = app.topic(repartition_name, partitions=settings.partitions, internal=True)
     tick_topic = app.topic(tick_name, partitions=settings.partitions, internal=True)
-    qualified_topic = app.topic(settings.topic_qualified)
-    dlq_topic = app.topic(settings.topic_dlq)
+    qualified_name, dlq_name = settings.topic_qualified, settings.topic_dlq
     table = app.Table(
         "leads",
         partitions=settings.partitions,
@@ -165,19 +172,55 @@ def create_app(
     ls = Leadstream(app, settings, model, metrics, pipeline, table, schedule, cache)
 
     intake = Intake(app, [*settings.input_topics, repartition_name, tick_name])
-    intake.install()
-    store = LeadStore(app, table)
-    flush_events = settings.flush_events
-    flush_age = settings.flush_interval_s
+    intake.install(fetch_min_bytes=FETCH_MIN_BYTES, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+    emitter = Emitter(app)
+    store = LeadStore(app, table, emitter)
 
-    def handle(batches: list[Batch], window: WriteWindow) -> None:
-        """Score the batches; emit what they cause; leave their states in the window."""
+    def encode(lead_id: str, state: LeadState, partition: int) -> bytes:
+        # Rescheduled here, once per lead per window: a decay change due before the
+        # write is only ticked late; advance() still stamps it with its exact time.
+        schedule.set(partition, lead_id, next_change_at(state, model))
+        return encode_state(state)
+
+    def ack(generation: int, last_offsets: Mapping[Any, int]) -> None:
+        for tp, last_offset in last_offsets.items():
+            intake.ack(tp, generation, last_offset)
+
+    def written(states: int, seconds: float) -> None:
+        metrics.state_writes.inc(states)
+        metrics.flush_duration.observe(seconds)
+        if len(cache) > STATE_CACHE_LIMIT:
+            # Every state outside the open window is written: those may go.
+            for lead_id in [k for k in cache if not writer.is_dirty(k)]:
+                del cache[lead_id]
+
+    async def publish(writes: list[Write]) -> None:
+        try:
+            await store.publish(writes)
+        except Exception as exc:
+            emitter.fail(exc)
+            raise
+
+    writer = WriteBehind(
+        encode=encode,
+        put=store.put,
+        publish=publish,
+        ack=ack,
+        written=written,
+        max_events=settings.flush_events,
+        max_age_s=settings.flush_interval_s,
+        slice_s=WRITE_SLICE_S,
+    )
+
+    def handle(batches: list[Batch]) -> None:
+        """Score the batches, emit what they cause, leave their states to the writer."""
         started = time.perf_counter()
-        messages: list[Message] = []
-        append = messages.append
         # Faust's monitor warns of a stalled stream unless it sees events arrive.
         inbound = app.monitor.stream_inbound_time
         arrived = time.monotonic()
+        messages: list[Message] = []
+        append = messages.append
+        last_offsets = {}
         for batch in batches:
             inbound[batch.tp] = arrived
             topic, partition = batch.tp.topic, batch.tp.partition
@@ -185,8 +228,11 @@ def create_app(
             for r in batch.records:
                 k = kind or _header(r.headers, KIND_HEADER) or "unknown"
                 append(Message(topic, partition, r.offset, r.key, r.value, k))
+            last_offsets[batch.tp] = batch.records[-1].offset
+        claim = writer.claim
 
         def load(lead_id: str, index: int) -> LeadState | None:
+            claim(lead_id)  # the batch is about to change it
             state = cache.get(lead_id)
             if state is not None:
                 return state
@@ -197,52 +243,46 @@ def create_app(
             return decode_state(raw)
 
         result = pipeline.process(messages, now=time.time(), load=load)
-        for key, value in result.qualified:
-            qualified_topic.send_soon(key=key, value=value)
-        for dkey, value, headers in result.dead:
-            dlq_topic.send_soon(key=dkey, value=value, headers=headers)
-        for key, value, headers in result.reroute:
-            repartition_topic.send_soon(key=key, value=value, headers=headers)
-        dirty = window.dirty
-        for lead_id, (state, partition, _index) in result.touched.items():
+        for lead_id, (state, _partition, _index) in result.touched.items():
             cache[lead_id] = state
-            dirty[lead_id] = (state, partition)
-        for batch in batches:
-            window.last_offsets[batch.tp] = batch.records[-1].offset
-        window.events += len(messages)
+        writer.record(result.touched, last_offsets, len(messages), time.monotonic())
+        pending.extend(result.qualified)
+        pending_dead.extend(result.dead)
+        pending_reroute.extend(result.reroute)
         metrics.batch_size.observe(len(messages))
         metrics.batch_duration.observe(time.perf_counter() - started)
 
-    async def flush(window: WriteWindow) -> None:
-        """Write each dirty lead once, then ack the window's offsets."""
-        started = time.perf_counter()
-        writes = []
-        for lead_id, (state, partition) in window.dirty.items():
-            # Rescheduled here, once per window: a decay change due before the flush
-            # is only ticked late; advance() still stamps it with its exact time.
-            schedule.set(partition, lead_id, next_change_at(state, model))
-            writes.append((lead_id.encode(), partition, encode_state(state)))
-        written = await store.write(writes)
-        for tp, last_offset in window.last_offsets.items():
-            intake.ack(tp, window.generation, last_offset)
-        metrics.state_writes.inc(written)
-        metrics.flush_duration.observe(time.perf_counter() - started)
-        window.reset(window.generation)
-        if len(cache) > STATE_CACHE_LIMIT:
-            cache.clear()  # every cached state is written: dropping any is safe
+    pending: list[tuple[bytes, bytes]] = []
+    pending_dead: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
+    pending_reroute: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+
+    async def emit() -> None:
+        """Hand what the last batch caused to the producer."""
+        send = emitter.send
+        for key, value in pending:
+            await send(qualified_name, key, value)
+        for dkey, value, headers in pending_dead:
+            await send(dlq_name, dkey, value, headers)
+        for key, value, headers in pending_reroute:
+            await send(repartition_name, key, value, headers)
+        pending.clear()
+        pending_dead.clear()
+        pending_reroute.clear()
 
     batch_size = settings.batch_size
     linger = settings.batch_linger_s
     queue = intake.queue
     flow = app.flow_control
 
-    async def take(window: WriteWindow) -> list[Batch]:
-        """Batches up to ``batch_size`` events, or none when the window falls due."""
+    async def take() -> list[Batch]:
+        """Batches up to ``batch_size`` events; none when the writer has work first."""
         loop = asyncio.get_running_loop()
         if queue.empty():
-            wait = window.seconds_left(loop.time(), flush_age)
+            wait = writer.seconds_left(time.monotonic())
             if wait is None:
                 first = await queue.get()
+            elif wait <= 0:
+                return []
             else:
                 try:
                     first = await asyncio.wait_for(queue.get(), wait)
@@ -271,27 +311,25 @@ def create_app(
         # not through the stream; iterating the channel once only registers the
         # topics' subscription with Faust, as streams do.
         aiter(stream.channel)
-        loop = asyncio.get_running_loop()
-        window = WriteWindow()
         while True:
-            batches = await take(window)
+            batches = await take()
             generation = intake.generation
-            if generation != window.generation:
-                if window.events:
-                    # A rebalance revoked everything since the window opened: nothing
+            if generation != writer.open.generation:
+                discarded = writer.discard(generation)
+                if discarded:
+                    # A rebalance revoked everything since the windows opened: none
                     # of it was acked, the partitions' owners read it again.
-                    metrics.discarded.inc(window.events)
+                    metrics.discarded.inc(discarded)
                     cache.clear()
-                window.reset(generation)
             if not flow.is_active():
                 continue  # mid-rebalance: not acked, fetched again after it
             batches = [b for b in batches if b.generation == generation]
             if batches:
-                if not window.events:
-                    window.opened_at = loop.time()
-                handle(batches, window)
-            if window.due(loop.time(), max_events=flush_events, max_age_s=flush_age):
-                await flush(window)
+                handle(batches)
+                await emit()
+            if writer.due(time.monotonic()):
+                await writer.close()
+            await writer.work()
 
     @table.on_recover
     async def rebuild_schedule() -> None:
@@ -311,7 +349,7 @@ def create_app(
             partition = partitioner.partition_of(lead_id)
             if partition in owned:
                 leads += 1
-                schedule.set(partition, lead_id, next_change_at(decode_state(raw), model))
+                schedule.set(partition, lead_id, next_change_from_raw(raw, model))
         metrics.leads.set(leads)
         metrics.scheduled.set(len(schedule))
         ls.ready = True

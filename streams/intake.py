@@ -22,7 +22,8 @@ Kept from Faust's loop, per batch instead of per record:
   commits them exactly as it would acked events.
 
 Everything here leans on Faust internals (``_drain_messages``, ``_wait_next_records``,
-``_read_offset``, ``_acked``, ``_acked_index``, ``_committed_offset``);
+``_read_offset``, ``_acked``, ``_acked_index``, ``_committed_offset``, and the
+consumer thread's ``_create_consumer``);
 faust-streaming is pinned to <0.16 for that reason and the
 integration suite is what catches a break.
 """
@@ -66,9 +67,28 @@ class Intake:
         #: tp -> (generation, first offset the drain loop read in that generation)
         self._first_read: dict[Any, tuple[int, int]] = {}
 
-    def install(self) -> None:
-        """Replace the consumer's drain loop; Faust's fetcher calls it on each start."""
+    def install(self, *, fetch_min_bytes: int, fetch_max_wait_ms: int) -> None:
+        """Replace the consumer's drain loop (Faust's fetcher calls it on each start)
+        and set how long the broker may hold a fetch to fill it.
+
+        Faust creates its aiokafka consumer with ``fetch_max_wait_ms=1500`` and the
+        default ``fetch_min_bytes=1``: under steady traffic every fetch returns a few
+        records and the next goes out at once, thousands of fetch requests a second
+        that cost the broker more CPU than the worker's scoring. Asking for
+        ``fetch_min_bytes`` or ``fetch_max_wait_ms``, whichever comes first, keeps
+        fetches full and bounds the wait they add.
+        """
         self.consumer._drain_messages = self._drain
+        thread = self.consumer._thread
+        create = thread._create_consumer
+
+        def create_consumer(*args: Any, **kwargs: Any) -> Any:
+            client = create(*args, **kwargs)
+            client._fetch_min_bytes = fetch_min_bytes  # read when the client starts
+            client._fetch_max_wait_ms = fetch_max_wait_ms
+            return client
+
+        thread._create_consumer = create_consumer
 
     @property
     def generation(self) -> int:

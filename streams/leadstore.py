@@ -11,84 +11,101 @@ table's own, so Faust's recovery, standby handling and ``table.get`` see the sam
 thing they would have written themselves.
 
 At-least-once only (the app does not enable exactly-once): under transactions Faust
-persists offsets on commit instead.
+persists offsets on commit instead. A failed changelog delivery stops the worker
+(see :mod:`streams.emit`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
 from faust.types import TP
+from rocksdict import WriteBatch
 
-log = logging.getLogger("leadstream")
+from streams.emit import Emitter
 
 
 class LeadStore:
-    def __init__(self, app: Any, table: Any) -> None:
+    def __init__(self, app: Any, table: Any, emitter: Emitter) -> None:
         self.app = app
         self.table = table
+        self.emitter = emitter
         self.changelog = table.changelog_topic.get_topic_name()
-        self._crashing: asyncio.Future[Any] | None = None
+
+    @property
+    def _rocksdb(self) -> bool:
+        return hasattr(self.table.data, "_db_for_partition")
 
     def _db(self, partition: int) -> Any:
         store = self.table.data
         # rocksdb:// keeps one database per partition; memory:// one dict.
-        open_partition = getattr(store, "_db_for_partition", None)
-        return open_partition(partition) if open_partition is not None else store.data
+        return store._db_for_partition(partition) if self._rocksdb else store.data
 
     def get(self, key: bytes, partition: int) -> bytes | None:
         value: bytes | None = self._db(partition).get(key)
         return value
 
-    async def write(self, writes: Iterable[tuple[bytes, int, bytes]]) -> int:
-        """Store each ``(key, partition, value)`` and send it to the changelog.
+    def put(self, writes: Iterable[tuple[bytes, int, bytes]]) -> int:
+        """Store each ``(key, partition, value)`` in the partition's store.
 
-        Changelog records go out as one record batch per partition (aiokafka's batch
-        API; another built when one fills): per-record ``send`` calls cost several
-        times the append.
+        RocksDB gets one write batch per partition: a put each would append to the
+        write-ahead log (a syscall) per state.
         """
-        producer = self.app.producer._ensure_producer()  # the app's AIOKafkaProducer
-        topic = self.changelog
-        dbs: dict[int, Any] = {}
         batches: dict[int, Any] = {}
-        last: dict[int, tuple[Any, Any]] = {}
         n = 0
         for key, partition, value in writes:
-            db = dbs.get(partition)
-            if db is None:
-                db = dbs[partition] = self._db(partition)
-            db[key] = value
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = self._new_batch(partition)
+            batch[key] = value
+            n += 1
+        for partition, batch in batches.items():
+            self._commit_batch(partition, batch)
+        return n
+
+    def _new_batch(self, partition: int) -> Any:
+        if self._rocksdb:
+            return WriteBatch(raw_mode=True)  # Faust opens its databases in raw mode
+        return {}
+
+    def _commit_batch(self, partition: int, batch: Any) -> None:
+        db = self._db(partition)
+        if self._rocksdb:
+            db.write(batch)
+        else:
+            db.update(batch)
+
+    async def publish(self, writes: Iterable[tuple[bytes, int, bytes]]) -> None:
+        """Send the writes to the changelog, one record batch per partition (another
+        when one fills): per-record ``send`` calls cost several times the append."""
+        producer = self.emitter.producer
+        topic = self.changelog
+        batches: dict[int, Any] = {}
+        last: dict[int, tuple[Any, Any]] = {}
+        for key, partition, value in writes:
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = producer.create_batch()
             if batch.append(timestamp=None, key=key, value=value) is None:  # full
+                # Waits until the partition's previous batch is on its way.
                 sent = await producer.send_batch(batch, topic, partition=partition)
                 last[partition] = (batch, sent)
                 batch = batches[partition] = producer.create_batch()
                 if batch.append(timestamp=None, key=key, value=value) is None:
                     raise ValueError("a lead state is larger than the producer's batch size")
-            n += 1
         for partition, batch in batches.items():
             sent = await producer.send_batch(batch, topic, partition=partition)
             last[partition] = (batch, sent)
         for partition, (batch, delivered) in last.items():
             count = batch.record_count()
             delivered.add_done_callback(partial(self._on_delivered, partition, count))
-        return n
 
     def _on_delivered(self, partition: int, count: int, delivered: asyncio.Future[Any]) -> None:
-        if delivered.cancelled():
-            return
-        error = delivered.exception()
-        if error is not None:
-            # Offsets acked after this write would commit past state that never
-            # reached the changelog: stop rather than lose it on the next restart.
-            log.error("leadstream: changelog write failed (%s); stopping", type(error).__name__)
-            self._crashing = asyncio.ensure_future(self.app.crash(error))
+        if delivered.cancelled() or delivered.exception() is not None:
+            self.emitter.check_delivered(delivered)  # stops the worker
             return
         # Batches of one partition are delivered in order: the last one covers all.
         # Its metadata carries the batch's base offset; Faust persists a record's own.

@@ -78,6 +78,10 @@ class Settings:
     flush_interval_s: float = field(
         default=0.5, metadata={"env": "LEADSTREAM_FLUSH_INTERVAL_SECONDS"}
     )
+    #: Before Faust starts, bulk-copy the table changelog into the local store (every
+    #: partition: a worker cannot know its share before it joins the group), so a
+    #: fresh or stale data dir recovers in seconds instead of record by record.
+    preload_changelog: bool = field(default=True, metadata={"env": "LEADSTREAM_PRELOAD_CHANGELOG"})
     #: Local broker tooling: where Kafka jars are cached and which ports it listens on.
     cache_dir: str = field(
         default_factory=_default_cache_dir, metadata={"env": "LEADSTREAM_CACHE_DIR"}
@@ -132,6 +136,18 @@ class Settings:
             raise SettingsError(f"LEADSTREAM_MODEL={self.model_path!r}: no such file")
 
 
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_bool.__name__ = "bool (true/false)"
+
+
 def _parse(name: str, raw: str, kind: Callable[[str], Any]) -> Any:
     try:
         return kind(raw)
@@ -139,8 +155,9 @@ def _parse(name: str, raw: str, kind: Callable[[str], Any]) -> Any:
         raise SettingsError(f"{name}={raw!r}: expected {kind.__name__}") from None
 
 
+_PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bool": _bool}
 _TYPES: dict[str, Callable[[str], Any]] = {
-    f.name: {"int": int, "float": float}.get(str(f.type), str) for f in dataclasses.fields(Settings)
+    f.name: _PARSERS.get(str(f.type), str) for f in dataclasses.fields(Settings)
 }
 
 

@@ -1,20 +1,40 @@
-"""What the agent has done since it last wrote state: the write-behind window.
+"""Write-behind of lead states: once per lead per window, in slices between batches.
 
 Scoring results leave at once (``lead.qualified``, dead letters, reroutes), but lead
 states are written to the table (RocksDB + one changelog record each) once per
-window, and the window's offsets are acked only after that write. A lead touched
-by many events in the window is written once, which is most of the gain under a
+window, and the window's offsets are acked only after that write. A lead touched by
+many events in the window is written once, which is most of the gain under a
 Zipf-shaped workload, and a crash or rebalance before the write loses nothing: the
-offsets were not committed, so the events are read again against the last written
-state (``lead.qualified`` may repeat, with the same event ids: at-least-once).
+offsets were not acked, so the events are read again (``lead.qualified`` may repeat,
+with the same event ids: at-least-once).
+
+Writing a window's states takes tens of milliseconds (hot leads are large), and
+events would wait behind it. So a due window is *closed*, encoded and stored in
+slices of about ``slice_s`` between the batches that follow while a new window
+fills, and then published to the changelog by a background task (a producer waits
+a broker round trip whenever a partition's previous batch is still in flight; the
+agent must not). The task acks the window once its changelog batches are handed
+over; publications run one at a time, in window order, so a lead's records keep
+their order. The closed window's bytes must be its own: before a batch changes a
+lead the closed window has not encoded yet, :meth:`WriteBehind.claim` encodes it
+first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from scoring import LeadState
+
+log = logging.getLogger("leadstream")
+
+#: (key, partition, value) of one state write.
+Write = tuple[bytes, int, bytes]
 
 
 @dataclass(slots=True)
@@ -24,20 +44,165 @@ class WriteWindow:
     #: Loop time of the first event in the window.
     opened_at: float = 0.0
     events: int = 0
-    #: lead id -> (latest state, partition)
+    #: lead id -> (latest state, partition) still to be written
     dirty: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
+    #: encoded writes not yet stored (claimed before a later batch changed the lead)
+    ready: list[Write] = field(default_factory=list)
+    #: encoded and stored, to publish once the window is complete
+    stored: list[Write] = field(default_factory=list)
     #: topic-partition -> last offset taken into the window
     last_offsets: dict[Any, int] = field(default_factory=dict)
+    #: perf_counter time the window was closed
+    closed_at: float = 0.0
 
-    def due(self, now: float, *, max_events: int, max_age_s: float) -> bool:
-        return self.events > 0 and (self.events >= max_events or now - self.opened_at >= max_age_s)
 
-    def seconds_left(self, now: float, max_age_s: float) -> float | None:
-        """Until the window is due by age (None: empty, nothing to wait for)."""
-        return None if not self.events else max(0.0, self.opened_at + max_age_s - now)
+class WriteBehind:
+    def __init__(
+        self,
+        *,
+        encode: Callable[[str, LeadState, int], bytes],
+        put: Callable[[list[Write]], object],
+        publish: Callable[[list[Write]], Awaitable[None]],
+        ack: Callable[[int, Mapping[Any, int]], None],
+        written: Callable[[int, float], None],
+        max_events: int,
+        max_age_s: float,
+        slice_s: float,
+    ) -> None:
+        """``encode(lead_id, state, partition)`` returns the bytes to store (and may
+        note the state's next decay change); ``put`` stores a slice of writes locally;
+        ``publish`` sends a complete window's writes to the changelog;
+        ``ack(generation, last_offsets)`` acks the window after that, and
+        ``written(states, seconds from close to ack)`` reports it."""
+        self._encode = encode
+        self._put = put
+        self._publish = publish
+        self._ack = ack
+        self._written = written
+        self.max_events = max_events
+        self.max_age_s = max_age_s
+        self.slice_s = slice_s
+        self.open = WriteWindow()
+        self.closed: WriteWindow | None = None
+        #: the latest publication (each awaits the one before it)
+        self.publishing: asyncio.Task[None] | None = None
 
-    def reset(self, generation: int) -> None:
-        self.generation = generation
-        self.events = 0
-        self.dirty = {}
-        self.last_offsets = {}
+    # ------------------------------------------------------------------ filling
+
+    def claim(self, lead_id: str) -> None:
+        """Call before a batch changes ``lead_id``: the closed window keeps its bytes."""
+        closed = self.closed
+        if closed is not None and closed.dirty:
+            entry = closed.dirty.pop(lead_id, None)
+            if entry is not None:
+                state, partition = entry
+                value = self._encode(lead_id, state, partition)
+                closed.ready.append((lead_id.encode(), partition, value))
+
+    def record(
+        self,
+        touched: Mapping[str, tuple[LeadState, int, int]],
+        last_offsets: Mapping[Any, int],
+        events: int,
+        now: float,
+    ) -> None:
+        """Add one handled batch: its touched leads and the offsets it covers."""
+        window = self.open
+        if not window.events:
+            window.opened_at = now
+        dirty = window.dirty
+        for lead_id, (state, partition, _index) in touched.items():
+            dirty[lead_id] = (state, partition)
+        window.last_offsets.update(last_offsets)
+        window.events += events
+
+    def due(self, now: float) -> bool:
+        window = self.open
+        return window.events > 0 and (
+            window.events >= self.max_events or now - window.opened_at >= self.max_age_s
+        )
+
+    def seconds_left(self, now: float) -> float | None:
+        """Until there is work: 0 while a closed window is being written; until the
+        open one is due by age; None when there is nothing to write."""
+        if self.closed is not None:
+            return 0.0
+        window = self.open
+        return None if not window.events else max(0.0, window.opened_at + self.max_age_s - now)
+
+    @property
+    def pending_events(self) -> int:
+        return self.open.events + (self.closed.events if self.closed is not None else 0)
+
+    def is_dirty(self, lead_id: str) -> bool:
+        return lead_id in self.open.dirty or (
+            self.closed is not None and lead_id in self.closed.dirty
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    async def close(self) -> None:
+        """Close the open window (finishing the previous closed one first, and waiting
+        for the publication before it: at most one window publishes at a time)."""
+        if self.closed is not None:
+            await self.finish()
+        if self.publishing is not None and not self.publishing.done():
+            await asyncio.shield(self.publishing)
+        window = self.open
+        window.closed_at = time.perf_counter()
+        self.closed = window
+        self.open = WriteWindow(generation=window.generation)
+
+    async def work(self, budget_s: float | None = None) -> bool:
+        """Encode and store a slice of the closed window; once all of it is stored,
+        start its publication. True when no closed window is left."""
+        closed = self.closed
+        if closed is None:
+            return True
+        deadline = time.perf_counter() + (self.slice_s if budget_s is None else budget_s)
+        dirty, ready, encode = closed.dirty, closed.ready, self._encode
+        while dirty:
+            for _ in range(min(64, len(dirty))):
+                lead_id, (state, partition) = dirty.popitem()
+                ready.append((lead_id.encode(), partition, encode(lead_id, state, partition)))
+            if time.perf_counter() >= deadline:
+                break
+        if ready:
+            self._put(ready)
+            closed.stored.extend(ready)
+            closed.ready = []
+        if dirty:
+            return False
+        self.closed = None
+        self.publishing = asyncio.ensure_future(self._publish_after(self.publishing, closed))
+        self.publishing.add_done_callback(_log_failure)
+        return True
+
+    async def finish(self) -> None:
+        while not await self.work(budget_s=float("inf")):
+            pass
+
+    async def _publish_after(
+        self, previous: asyncio.Task[None] | None, window: WriteWindow
+    ) -> None:
+        if previous is not None:
+            # A failed publication fails every later one: acking a later window would
+            # commit past the states that never reached the changelog.
+            await previous
+        await self._publish(window.stored)
+        self._ack(window.generation, window.last_offsets)
+        self._written(len(window.stored), time.perf_counter() - window.closed_at)
+
+    def discard(self, generation: int) -> int:
+        """Drop both windows unwritten (a rebalance); return how many events they held."""
+        events = self.pending_events
+        self.open = WriteWindow(generation=generation)
+        self.closed = None
+        return events
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # Its offsets (and every later window's) stay unacked: a restart reads the
+        # events again.
+        log.error("leadstream: publishing lead states failed: %r", task.exception())

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import sys
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -71,6 +72,25 @@ def prepare(settings: Settings) -> None:
     asyncio.run(check_partitions(settings))
 
 
+def preload(table: Any, settings: Settings) -> None:
+    """Bulk-copy the table's changelog before Faust's one-record-at-a-time recovery."""
+    from streams.bulkload import PreloadError, preload_changelog
+
+    try:
+        stats = preload_changelog(table, settings.bootstrap_servers)
+    except PreloadError as exc:
+        # Nothing is lost: what was copied is consistent and Faust replays the rest.
+        log.warning("leadstream: changelog preload stopped (%s); Faust replays the rest", exc)
+        return
+    if stats.records or stats.tombstones:
+        log.info(
+            "leadstream: preloaded %d changelog records of %d partitions in %.1fs",
+            stats.records + stats.tombstones,
+            stats.partitions,
+            stats.seconds,
+        )
+
+
 def tune_gc() -> None:
     """Keep the cyclic GC off the hot path.
 
@@ -112,6 +132,8 @@ def run_worker(settings: Settings) -> int:
         )
         return 2
     ls = create_app(settings, model=model)
+    if settings.preload_changelog:
+        preload(ls.table, settings)
     tune_gc()
     log.info(
         "leadstream: consuming %s with model %s v%s",

@@ -626,3 +626,39 @@ class DemoTraffic:
         event = orjson.loads(f.message("web", index, now))
         event["occurred_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
         return DemoMessage("web", lid, orjson.dumps(event), label)
+
+
+# ---------------------------------------------------------------------- lead states
+
+
+def sample_states(n: int, *, seed: int, now: float, model: Any, cached: bool = True) -> list[Any]:
+    """``n`` lead states like a worker stores under ``model``: a persona and a few web,
+    email and webinar events a day or two before ``now``. ``cached``: the next change
+    computed, as the worker does before every write. For benchmarks and tests that
+    need realistic stored states without running a worker."""
+    from scoring import LeadState, apply, next_change_at
+    from streams.contract import decode_event
+
+    rng = random.Random(seed)
+    factory = EventFactory(rng, seed)
+    out = []
+    for i in range(n):
+        lead = f"seed-{seed}-{i}"
+        state = LeadState.new(lead)
+        t = now - 86400 * (1 + rng.random())
+        bodies: list[tuple[str, dict[str, Any]]] = [
+            ("profile", {"attributes": great_fit_persona(rng)})
+        ]
+        bodies += [("web", factory.web()) for _ in range(rng.randint(0, 5))]
+        bodies += [("email", factory.email()) for _ in range(rng.randint(0, 3))]
+        if rng.random() < 0.3:
+            bodies.append(("webinar", factory.webinar()))
+        for kind, body in bodies:
+            t += rng.random() * 600
+            fields = {"event_id": factory.event_id(), "lead_id": lead, "occurred_at": int(t * 1000)}
+            event = decode_event(kind, orjson.dumps(fields | body), now=now, max_future_skew_s=300)
+            state, _ = apply(state, event, model)
+        if cached:
+            next_change_at(state, model)
+        out.append(state)
+    return out

@@ -23,6 +23,13 @@ def test_environment_is_read_and_typed() -> None:
     assert s.broker_url == "kafka://a:1;kafka://b:2"
 
 
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), ("1", True), ("Yes", True), ("off", False), ("0", False)]
+)
+def test_booleans_read_common_spellings(raw: str, value: bool) -> None:
+    assert Settings.from_env({"LEADSTREAM_PRELOAD_CHANGELOG": raw}).preload_changelog is value
+
+
 def test_overrides_win_over_environment() -> None:
     s = Settings.from_env({"LEADSTREAM_PARTITIONS": "8"}, partitions=2)
     assert s.partitions == 2
@@ -36,6 +43,8 @@ def test_overrides_win_over_environment() -> None:
         ({"LEADSTREAM_LOG_LEVEL": "warning"}, "use one of crit, error, warn, info, debug"),
         ({"LEADSTREAM_STORE": "redis://x"}, "use rocksdb:// (default) or memory://"),
         ({"LEADSTREAM_MODEL": "/nonexistent.toml"}, "no such file"),
+        ({"LEADSTREAM_PRELOAD_CHANGELOG": "maybe"}, "expected bool (true/false)"),
+        ({"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "0"}, "flush intervals must be positive"),
     ],
 )
 def test_bad_values_say_which_variable_and_why(env: dict[str, str], message: str) -> None:

@@ -1,0 +1,15 @@
+"""Helpers shared by unit and integration tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def close_app_loops(app: Any) -> None:
+    """Close the event loop ``create_app`` leaves in Faust's (never started) consumer
+    thread; unclosed, it turns into a ResourceWarning whenever gc gets to it."""
+    consumer = getattr(app, "_consumer", None)
+    thread = getattr(consumer, "_thread", None)
+    loop = getattr(thread, "thread_loop", None)
+    if loop is not None and not loop.is_closed():
+        loop.close()
