@@ -255,10 +255,14 @@ class WorkerProc:
         return int(total)
 
     def histogram(self, name: str) -> dict[float, float]:
-        """Cumulative bucket counts (upper bound -> count) of one of the worker's histograms."""
+        """Cumulative bucket counts (upper bound -> count) of one of the worker's
+        histograms, summed over its label values."""
         body = self.get("/metrics")[1]
-        pattern = rb"^" + name.encode() + rb'_bucket\{le="([^"]+)"\} (\S+)$'
-        return {float(le): float(n) for le, n in re.findall(pattern, body, re.M)}
+        pattern = rb"^" + name.encode() + rb'_bucket\{(?:[^}]*,)?le="([^"]+)"[^}]*\} (\S+)$'
+        out: dict[float, float] = {}
+        for le, n in re.findall(pattern, body, re.M):
+            out[float(le)] = out.get(float(le), 0.0) + float(n)
+        return out
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -387,6 +391,7 @@ async def _latency(
         sent = 0
         credit = 0.0
         pending = iter(messages)
+        timed: list[str] = []
         while time.perf_counter() - start < duration:
             credit += per_tick
             batches: dict[tuple[str, int], Any] = {}
@@ -397,7 +402,7 @@ async def _latency(
                     break
                 role, key, value, eid = item
                 if eid is not None:
-                    sent_at[eid] = time.perf_counter()
+                    timed.append(eid)
                 dest = (topics.names[role], partition_of(key))
                 builder = batches.get(dest)
                 if builder is None:
@@ -411,6 +416,12 @@ async def _latency(
             await asyncio.gather(
                 *(producer.send_batch(b, t, partition=p) for (t, p), b in batches.items())
             )
+            # Produce time: when the producer took the batch (it waits while the
+            # partition's previous batch is in flight; that wait is not the worker's).
+            handed = time.perf_counter()
+            for eid in timed:
+                sent_at[eid] = handed
+            timed.clear()
             target = start + (tick * (1 + (time.perf_counter() - start) // tick))
             await asyncio.sleep(max(0.0, target - time.perf_counter()))
         await producer.flush()
@@ -450,9 +461,13 @@ def latency(
     messages = list(itertools.islice(live, n))
     names = ("leadstream_batch_duration_seconds", "leadstream_state_flush_duration_seconds")
     before = [worker.histogram(name) for name in names]
+    gc_before = worker.histogram("leadstream_gc_pause_seconds")
     lats, matched, sent = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
     after = [worker.histogram(name) for name in names]
+    gc_after = worker.histogram("leadstream_gc_pause_seconds")
     batch_p99, flush_p99 = (bucket_quantile(b, a, 0.99) for b, a in zip(before, after, strict=True))
+    gcs = gc_after.get(float("inf"), 0.0) - gc_before.get(float("inf"), 0.0)
+    gc_max = bucket_quantile(gc_before, gc_after, 1.0) if gcs else 0.0
     lats.sort()
 
     def pct(p: float) -> float:
@@ -462,7 +477,8 @@ def latency(
     say(
         f"latency ({workload}) at {rate:,.0f} ev/s offered ({sent} sent): p50 {out['p50']:.1f} "
         f"ms, p99 {out['p99']:.1f} ms over {matched} stage changes; in the worker, p99 of "
-        f"a batch <= {batch_p99 * 1000:g} ms, of a state flush <= {flush_p99 * 1000:g} ms"
+        f"a batch <= {batch_p99 * 1000:g} ms, of a state flush <= {flush_p99 * 1000:g} ms; "
+        f"{gcs:.0f} GC pauses, longest <= {gc_max * 1000:g} ms"
     )
     return out
 

@@ -31,6 +31,7 @@ class Metrics:
     state_writes: Counter
     flush_duration: Histogram
     discarded: Counter
+    gc_pause: Histogram
     consumer_lag: Gauge
     leads: Gauge
     scheduled: Gauge
@@ -99,6 +100,13 @@ class Metrics:
                 "leadstream_events_discarded",
                 "Events scored but not acked because a rebalance came before their "
                 "window was written; the partition's owner reads them again.",
+                registry=reg,
+            ),
+            gc_pause=Histogram(
+                "leadstream_gc_pause_seconds",
+                "Pauses of Python's cyclic garbage collector, by generation collected.",
+                ["generation"],
+                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
                 registry=reg,
             ),
             consumer_lag=Gauge(

@@ -67,7 +67,7 @@ class Settings:
         default=0.25, metadata={"env": "LEADSTREAM_TICK_INTERVAL_SECONDS"}
     )
     #: Most events scored together (their stage changes are sent when the batch ends).
-    batch_size: int = field(default=2000, metadata={"env": "LEADSTREAM_BATCH_SIZE"})
+    batch_size: int = field(default=500, metadata={"env": "LEADSTREAM_BATCH_SIZE"})
     #: Longest wait for a batch to fill; bounds added latency at low load.
     batch_linger_s: float = field(
         default=0.005, metadata={"env": "LEADSTREAM_BATCH_LINGER_SECONDS"}
