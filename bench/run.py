@@ -593,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--py-spy", metavar="OUT", help="profile the pipeline worker (collapsed)")
     parser.add_argument("--skip", default="", help="comma list of: naive,latency,recovery")
     args = parser.parse_args(argv)
+    # A SIGTERM (timeout, pkill) unwinds like Ctrl-C, so the finally blocks stop the
+    # workers and the broker instead of leaving them running.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     quick = args.quick
     n_events = args.events or (60_000 if quick else 500_000)
     n_leads = args.leads or (10_000 if quick else 50_000)
