@@ -82,6 +82,10 @@ class Settings:
     #: partition: a worker cannot know its share before it joins the group), so a
     #: fresh or stale data dir recovers in seconds instead of record by record.
     preload_changelog: bool = field(default=True, metadata={"env": "LEADSTREAM_PRELOAD_CHANGELOG"})
+    #: A graceful stop (SIGTERM/SIGINT) that takes longer than this ends in a hard exit:
+    #: with the broker gone, Faust's stop waits forever. Keep it under the
+    #: orchestrator's grace period (Kubernetes: 30 s).
+    stop_timeout_s: float = field(default=25.0, metadata={"env": "LEADSTREAM_STOP_TIMEOUT_SECONDS"})
     #: Local broker tooling: where Kafka jars are cached and which ports it listens on.
     cache_dir: str = field(
         default_factory=_default_cache_dir, metadata={"env": "LEADSTREAM_CACHE_DIR"}
@@ -130,8 +134,12 @@ class Settings:
         for name in ("partitions", "web_port", "batch_size", "flush_events", "kafka_port"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_VARS[name]} must be positive")
-        if self.tick_interval_s <= 0 or self.batch_linger_s < 0 or self.flush_interval_s <= 0:
-            raise SettingsError("tick and flush intervals must be positive and batch linger >= 0")
+        if min(self.tick_interval_s, self.flush_interval_s, self.stop_timeout_s) <= 0 or (
+            self.batch_linger_s < 0
+        ):
+            raise SettingsError(
+                "tick, flush and stop intervals must be positive and batch linger >= 0"
+            )
         if self.model_path and not Path(self.model_path).is_file():
             raise SettingsError(f"LEADSTREAM_MODEL={self.model_path!r}: no such file")
 

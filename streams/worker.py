@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -111,6 +113,39 @@ def observe_gc(metrics: Metrics) -> None:
     gc.callbacks.append(on_gc)
 
 
+def _exit_after(seconds: float) -> None:
+    """Hard-exit if a graceful stop has not finished within ``seconds``."""
+
+    def expire() -> None:
+        time.sleep(seconds)
+        log.error("leadstream: still stopping after %.0fs; exiting now", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    threading.Thread(target=expire, name="leadstream-stop-watchdog", daemon=True).start()
+
+
+def _worker_with_deadline(faust_worker: type, stop_timeout_s: float) -> type:
+    class Worker(faust_worker):
+        """Faust's worker with a deadline on graceful stops.
+
+        With the broker gone, Faust's stop waits on tasks that retry the broker
+        forever ("Gathering all futures..."), and a worker that ignores SIGTERM holds
+        its RocksDB lock and its CPU. Nothing is lost by exiting: what was not
+        committed is read again by the next owner.
+        """
+
+        def _on_sigint(self) -> None:
+            _exit_after(stop_timeout_s)
+            super()._on_sigint()
+
+        def _on_sigterm(self) -> None:
+            _exit_after(stop_timeout_s)
+            super()._on_sigterm()
+
+    return Worker
+
+
 def tune_gc(app: Any) -> None:
     """Keep Python's cyclic GC from pausing the worker.
 
@@ -179,6 +214,7 @@ def run_worker(settings: Settings) -> int:
     )
     # The same numeric level for our logging and mode's: the bench saw the root
     # logger at DEBUG with the name "warn", and log records cost hot-path CPU.
-    worker = faust.Worker(ls.app, loglevel=level, quiet=True)
+    worker_class = _worker_with_deadline(faust.Worker, settings.stop_timeout_s)
+    worker = worker_class(ls.app, loglevel=level, quiet=True)
     worker.execute_from_commandline()  # handles SIGINT/SIGTERM: graceful stop, then exit
     return 0

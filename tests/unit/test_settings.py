@@ -44,7 +44,7 @@ def test_overrides_win_over_environment() -> None:
         ({"LEADSTREAM_STORE": "redis://x"}, "use rocksdb:// (default) or memory://"),
         ({"LEADSTREAM_MODEL": "/nonexistent.toml"}, "no such file"),
         ({"LEADSTREAM_PRELOAD_CHANGELOG": "maybe"}, "expected bool (true/false)"),
-        ({"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "0"}, "flush intervals must be positive"),
+        ({"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "0"}, "stop intervals must be positive"),
     ],
 )
 def test_bad_values_say_which_variable_and_why(env: dict[str, str], message: str) -> None:
