@@ -308,14 +308,16 @@ def pipeline_throughput(worker: WorkerProc, n_events: int) -> tuple[float, float
 # ---------------------------------------------------------------------------- latency
 
 
+_LATENCY_RUNS = itertools.count()
+
 #: A message to offer live: (topic role, key, value, event id to time or None).
 Live = tuple[str, bytes, bytes, str | None]
 
 
-def mix_messages(n_events: int, n_leads: int, duration: float) -> Iterator[Live]:
+def mix_messages(n_events: int, n_leads: int, duration: float, seed: int) -> Iterator[Live]:
     """The backlog's mix (same generator and leads, a new seed), with live event times."""
     for kind, lead, value in generate_events(
-        n_events=n_events, n_leads=n_leads, seed=43, start=time.time(), span_s=duration
+        n_events=n_events, n_leads=n_leads, seed=seed, start=time.time(), span_s=duration
     ):
         yield KIND_TOPIC[kind], lead.encode(), value, orjson.loads(value)["event_id"]
 
@@ -454,7 +456,9 @@ def latency(
 ) -> dict[str, float]:
     n = int(rate * duration) + 1
     live = (
-        mix_messages(n, n_leads, duration)
+        # A new seed per call: the same seed would replay the same event ids, which
+        # the worker drops as duplicates.
+        mix_messages(n, n_leads, duration, seed=43 + next(_LATENCY_RUNS))
         if workload == "mix"
         else burst_messages(int(time.time()))
     )
