@@ -144,31 +144,20 @@ class LeadState:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str keys, lists, numbers, bools, None) that orjson can dump."""
-        return {
-            "v": SCHEMA_VERSION,
-            "lead_id": self.lead_id,
-            "stage": self.stage,
-            "clock": self.clock,
-            "events_seen": self.events_seen,
-            "late_dropped": self.late_dropped,
-            "rules": {k: [a[0], a[1]] for k, a in self.rules.items()},
-            "categories": {k: [a[0], a[1]] for k, a in self.categories.items()},
-            "profile": dict(self.profile),
-            "profile_times": {k: [t[0], t[1]] for k, t in self.profile_times.items()},
-            "fit_points": self.fit_points,
-            "fit_hits": list(self.fit_hits),
-            "grade": self.grade,
-            "bant": dict(self.bant),
-            "disqualifier": self.disqualifier,
-            "seen": [[t, e] for t, e in self.seen_heap],
-            "caps": {
-                rid: {str(w): [[t, e] for t, e in lst] for w, lst in wins.items()}
-                for rid, wins in self.caps.items()
-            },
-            "next_change": self.next_change if self.nc_valid else None,
-            "next_change_up": self.nc_up,
-            "next_change_valid": self.nc_valid,
+        d = self.to_dict_view()
+        # The view's keys and order, with its containers copied into plain lists/dicts.
+        d["rules"] = {k: [a[0], a[1]] for k, a in self.rules.items()}
+        d["categories"] = {k: [a[0], a[1]] for k, a in self.categories.items()}
+        d["profile"] = dict(self.profile)
+        d["profile_times"] = {k: [t[0], t[1]] for k, t in self.profile_times.items()}
+        d["fit_hits"] = list(self.fit_hits)
+        d["bant"] = dict(self.bant)
+        d["seen"] = [[t, e] for t, e in self.seen_heap]
+        d["caps"] = {
+            rid: {str(w): [[t, e] for t, e in lst] for w, lst in wins.items()}
+            for rid, wins in self.caps.items()
         }
+        return d
 
     def to_dict_view(self) -> dict[str, Any]:
         """:meth:`to_dict` without the copies, for immediate serialisation only.

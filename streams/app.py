@@ -50,11 +50,6 @@ log = logging.getLogger("leadstream")
 STATE_CACHE_LIMIT = 200_000
 #: How often consumer lag and the lead gauge are refreshed.
 LAG_INTERVAL_S = 5.0
-#: Messages Faust's producer buffer may hold before the conductor stops delivering
-#: events until it drains. Faust's default (100) is below one batch's table writes
-#: (one changelog record per touched lead), so every batch stalled the stream while
-#: the buffer was flushed one record per loop iteration ("producer buffer full").
-PRODUCER_BUFFER_MAX = 50_000
 #: A fetch returns once it holds this much, or after FETCH_MAX_WAIT_MS (see
 #: streams.intake): full fetches at high rates, a bounded wait at low ones.
 FETCH_MIN_BYTES = 64 * 1024
@@ -159,7 +154,6 @@ def create_app(
         help="Per-lead scoring state (orjson of scoring.LeadState.to_dict()).",
         recovery_buffer_size=RECOVERY_BUFFER_SIZE,
     )
-    app.producer.buffer.max_messages = PRODUCER_BUFFER_MAX
     partitioner = Partitioner(settings.partitions)
     pipeline = Pipeline(
         model=model,

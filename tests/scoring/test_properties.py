@@ -17,52 +17,10 @@ from scoring.engine import breakdown_at, score_at
 from scoring.stages import evaluate_stage
 
 from .models import small_model
+from .strategies import events
 
 M = small_model()
 N = 300
-
-PATHS = ["/pricing", "/pricing/x", "/blog/a", "/careers", "/about"]
-ACTIONS = ["click", "open", "unsubscribe"]
-ATTRS = {
-    "seniority": ["vp", "manager", "c_level", "student"],
-    "company_size": [5, 150, 2000],
-    "budget_status": ["planned", "none"],
-    "decision_role": ["decision_maker", "user"],
-    "pain_identified": [True, False],
-    "email_domain": ["acme.com", "gmail.com"],
-    "phone": ["123"],
-    "unsubscribed": [False],
-}
-
-
-@st.composite
-def events(draw: Any, max_size: int = 25, positive_only: bool = False) -> list[dict[str, Any]]:
-    n = draw(st.integers(1, max_size))
-    out = []
-    for i in range(n):
-        t = draw(st.floats(0.0, 60.0, allow_nan=False).map(lambda x: round(x, 3)))
-        kinds = (
-            ["web", "email", "webinar"] if positive_only else ["web", "email", "webinar", "profile"]
-        )
-        kind = draw(st.sampled_from(kinds))
-        ev: dict[str, Any] = {"event_id": f"e{i}", "lead_id": "L", "source": kind, "time": t}
-        if kind == "web":
-            paths = ["/pricing", "/blog/a"] if positive_only else PATHS
-            ev["path"] = draw(st.sampled_from(paths))
-            ev["url"] = "https://x" + ev["path"]
-        elif kind == "email":
-            ev["action"] = "click" if positive_only else draw(st.sampled_from(ACTIONS))
-            ev["campaign_id"] = "c"
-        elif kind == "webinar":
-            ev["action"] = "attended"
-            ev["webinar_id"] = "w"
-        else:
-            keys = draw(
-                st.lists(st.sampled_from(sorted(ATTRS)), min_size=1, max_size=4, unique=True)
-            )
-            ev["attributes"] = {k: draw(st.sampled_from(ATTRS[k])) for k in keys}
-        out.append(ev)
-    return out
 
 
 def run(evs: list[dict[str, Any]]) -> LeadState:

@@ -34,51 +34,13 @@ from streams.pipeline import decode_state, encode_state
 from streams.settings import Settings
 from streams.workload import sample_states
 from tests.scoring.models import small_model
+from tests.scoring.strategies import events
 from tests.support import close_app_loops
 
 SMALL = small_model()
 DEFAULT = load_default_model()
 
 # ------------------------------------------------------------------- states to test on
-
-PATHS = ["/pricing", "/pricing/x", "/blog/a", "/careers", "/about"]
-ATTRS: dict[str, list[Any]] = {
-    "seniority": ["vp", "manager", "c_level", "student"],
-    "company_size": [5, 150, 2000],
-    "budget_status": ["planned", "none"],
-    "decision_role": ["decision_maker", "user"],
-    "pain_identified": [True, False],
-    "email_domain": ["acme.com", "gmail.com"],
-    "phone": ["123"],
-    "unsubscribed": [False],
-}
-
-
-@st.composite
-def small_events(draw: Any, lead: str) -> list[dict[str, Any]]:
-    """Events for the small test model (half-lives of seconds), in any order."""
-    out = []
-    for i in range(draw(st.integers(1, 20))):
-        t = draw(st.floats(0.0, 60.0).map(lambda x: round(x, 3)))
-        kind = draw(st.sampled_from(["web", "email", "webinar", "profile"]))
-        ev: dict[str, Any] = {"event_id": f"e{i}", "lead_id": lead, "source": kind, "time": t}
-        if kind == "web":
-            ev["path"] = draw(st.sampled_from(PATHS))
-            ev["url"] = "https://x" + ev["path"]
-        elif kind == "email":
-            ev["action"] = draw(st.sampled_from(["click", "open", "unsubscribe"]))
-            ev["campaign_id"] = "c"
-        elif kind == "webinar":
-            ev["action"] = "attended"
-            ev["webinar_id"] = "w"
-        else:
-            keys = draw(
-                st.lists(st.sampled_from(sorted(ATTRS)), min_size=1, max_size=4, unique=True)
-            )
-            ev["attributes"] = {k: draw(st.sampled_from(ATTRS[k])) for k in keys}
-        out.append(ev)
-    return out
-
 
 # Lead ids are free text in the stored JSON: include ones that spell the tail's keys.
 LEAD_IDS = st.one_of(
@@ -94,7 +56,7 @@ def small_states(draw: Any) -> LeadState:
     advanced in time (which may change the stage and invalidate the cache)."""
     lead = draw(LEAD_IDS)
     state = LeadState.new(lead)
-    for ev in draw(small_events(lead)):
+    for ev in draw(events(max_size=20, lead=lead)):
         state, _ = apply(state, ev, SMALL)
     if draw(st.booleans()):
         next_change_at(state, SMALL)

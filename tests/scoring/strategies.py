@@ -1,0 +1,53 @@
+"""Hypothesis strategies shared by the scoring and storage tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+PATHS = ["/pricing", "/pricing/x", "/blog/a", "/careers", "/about"]
+ACTIONS = ["click", "open", "unsubscribe"]
+ATTRS: dict[str, list[Any]] = {
+    "seniority": ["vp", "manager", "c_level", "student"],
+    "company_size": [5, 150, 2000],
+    "budget_status": ["planned", "none"],
+    "decision_role": ["decision_maker", "user"],
+    "pain_identified": [True, False],
+    "email_domain": ["acme.com", "gmail.com"],
+    "phone": ["123"],
+    "unsubscribed": [False],
+}
+
+
+@st.composite
+def events(
+    draw: Any, max_size: int = 25, positive_only: bool = False, lead: str = "L"
+) -> list[dict[str, Any]]:
+    """Events of every kind for the small test model (times 0-60 s), in any order."""
+    n = draw(st.integers(1, max_size))
+    out = []
+    for i in range(n):
+        t = draw(st.floats(0.0, 60.0, allow_nan=False).map(lambda x: round(x, 3)))
+        kinds = (
+            ["web", "email", "webinar"] if positive_only else ["web", "email", "webinar", "profile"]
+        )
+        kind = draw(st.sampled_from(kinds))
+        ev: dict[str, Any] = {"event_id": f"e{i}", "lead_id": lead, "source": kind, "time": t}
+        if kind == "web":
+            paths = ["/pricing", "/blog/a"] if positive_only else PATHS
+            ev["path"] = draw(st.sampled_from(paths))
+            ev["url"] = "https://x" + ev["path"]
+        elif kind == "email":
+            ev["action"] = "click" if positive_only else draw(st.sampled_from(ACTIONS))
+            ev["campaign_id"] = "c"
+        elif kind == "webinar":
+            ev["action"] = "attended"
+            ev["webinar_id"] = "w"
+        else:
+            keys = draw(
+                st.lists(st.sampled_from(sorted(ATTRS)), min_size=1, max_size=4, unique=True)
+            )
+            ev["attributes"] = {k: draw(st.sampled_from(ATTRS[k])) for k in keys}
+        out.append(ev)
+    return out
