@@ -35,6 +35,7 @@ from streams.partitioning import Partitioner
 from streams.pipeline import (
     KIND_HEADER,
     TICK_KIND,
+    BatchResult,
     Message,
     Pipeline,
     decode_state,
@@ -206,7 +207,7 @@ def create_app(
         slice_s=WRITE_SLICE_S,
     )
 
-    def handle(batches: list[Batch]) -> None:
+    def handle(batches: list[Batch]) -> BatchResult:
         """Score the batches, emit what they cause, leave their states to the writer."""
         started = time.perf_counter()
         # Faust's monitor warns of a stalled stream unless it sees events arrive.
@@ -240,28 +241,19 @@ def create_app(
         for lead_id, (state, _partition, _index) in result.touched.items():
             cache[lead_id] = state
         writer.record(result.touched, last_offsets, len(messages), time.monotonic())
-        pending.extend(result.qualified)
-        pending_dead.extend(result.dead)
-        pending_reroute.extend(result.reroute)
         metrics.batch_size.observe(len(messages))
         metrics.batch_duration.observe(time.perf_counter() - started)
+        return result
 
-    pending: list[tuple[bytes, bytes]] = []
-    pending_dead: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
-    pending_reroute: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
-
-    async def emit() -> None:
-        """Hand what the last batch caused to the producer."""
+    async def emit(result: BatchResult) -> None:
+        """Hand what a batch caused to the producer."""
         send = emitter.send
-        for key, value in pending:
+        for key, value in result.qualified:
             await send(qualified_name, key, value)
-        for dkey, value, headers in pending_dead:
+        for dkey, value, headers in result.dead:
             await send(dlq_name, dkey, value, headers)
-        for key, value, headers in pending_reroute:
+        for key, value, headers in result.reroute:
             await send(repartition_name, key, value, headers)
-        pending.clear()
-        pending_dead.clear()
-        pending_reroute.clear()
 
     batch_size = settings.batch_size
     linger = settings.batch_linger_s
@@ -319,8 +311,7 @@ def create_app(
                 continue  # mid-rebalance: not acked, fetched again after it
             batches = [b for b in batches if b.generation == generation]
             if batches:
-                handle(batches)
-                await emit()
+                await emit(handle(batches))
             if writer.due(time.monotonic()):
                 await writer.close()
             await writer.work()

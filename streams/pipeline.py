@@ -8,7 +8,7 @@ tick, score), and calls ``scoring``; it collects what must leave the batch:
 - ``qualified``: ``lead.qualified`` messages (key, value);
 - ``dead``: dead-letter messages (key, original bytes, headers);
 - ``reroute``: events that reached the wrong partition, to be re-sent keyed by lead;
-- ``touched``: leads whose state changed, written back once per batch.
+- ``touched``: leads whose state changed (the caller writes each once per window).
 
 Counting is per batch in plain ints and flushed to Prometheus once per batch:
 per-event metric calls cost more than the scoring of a simple event.

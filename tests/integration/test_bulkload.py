@@ -10,6 +10,7 @@ only when some changelog partition's persisted offset is behind its end.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
@@ -35,7 +36,7 @@ from streams.bulkload import (
 from streams.localkafka import ensure_topics
 from streams.partitioning import Partitioner
 from streams.settings import Settings
-from tests.integration.harness import Topics, Worker
+from tests.integration.harness import Topics, Worker, event, poll, produce_sync, to_record
 from tests.support import close_app_loops
 from tests.unit.test_bulkload import realistic_states
 
@@ -127,14 +128,7 @@ async def _produce(bootstrap: str, topic: str, records: list[tuple[str, bytes | 
 
 
 async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        ends = await consumer.end_offsets(tps)
-        return {tp.partition: offset for tp, offset in ends.items()}
-    finally:
-        await consumer.stop()
+    return {p: end for (_, p), end in (await _ends(bootstrap, [topic])).items()}
 
 
 def faust_log_table(log: str, title: str) -> dict[int, int]:
@@ -318,3 +312,66 @@ async def _topics(bootstrap: str) -> list[Any]:
         return list(await admin.list_topics())
     finally:
         await admin.close()
+
+
+async def _committed(bootstrap: str, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        return {(tp.topic, tp.partition): (await consumer.committed(tp)) or 0 for tp in tps}
+    finally:
+        await consumer.stop()
+
+
+def test_what_a_worker_writes_agrees_in_store_changelog_and_committed_offsets(
+    app: App,
+) -> None:
+    # The worker writes states past Faust's table API (streams/leadstore.py) and acks
+    # offsets past its per-message path (streams/intake.py): the RocksDB files, the
+    # persisted changelog offsets and the group's committed offsets must still say
+    # what Faust's own path would have.
+    worker = Worker(app.bootstrap, app.topics, app.data_dir, partitions=PARTITIONS).start()
+    ids = leads(f"w{uuid.uuid4().hex[:6]}", 24)
+    inputs = [app.topics.web, app.topics.email, app.topics.webinar, app.topics.profiles]
+    try:
+        worker.wait_ready(timeout=120)
+        at = time.time() - 60
+        produce_sync(
+            app.bootstrap,
+            [to_record(topic, msg) for lead in ids for topic, msg in _events(app.topics, lead, at)],
+        )
+        sent = asyncio.run(_ends(app.bootstrap, inputs))
+        group = app.topics.env["LEADSTREAM_APP_ID"]
+        poll(
+            lambda: asyncio.run(_committed(app.bootstrap, group, inputs)) == sent,
+            timeout=60,
+            what="every input offset committed",
+        )
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    ends = app.end_offsets()
+    assert sum(ends.values()) >= len(ids)
+    persisted = read_offsets(app.store, range(PARTITIONS))
+    assert persisted == {p: (end - 1 if end else None) for p, end in ends.items()}
+    stored = app.stored()
+    assert set(stored) == {lead.encode() for lead in ids}
+    assert all(orjson.loads(v)["events_seen"] == 2 for v in stored.values())
+
+
+def _events(topics: Topics, lead: str, at: float) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (topics.web, event("web", lead, f"{lead}-w", at, url="https://x.io/pricing")),
+        (topics.email, event("email", lead, f"{lead}-e", at + 1, action="click", campaign_id="c")),
+    ]
+
+
+async def _ends(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(tps)
+        return {(tp.topic, tp.partition): ends[tp] for tp in tps}
+    finally:
+        await consumer.stop()

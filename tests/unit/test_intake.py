@@ -1,0 +1,61 @@
+"""Intake.ack: what it leaves in Faust's consumer structures is what Faust's commit
+turns into committed offsets, so it must cover every offset once, in order."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+from streams.intake import Intake
+
+TP = ("web", 0)
+
+
+def intake(committed: int | None = None, generation: int = 1) -> tuple[Intake, Any]:
+    consumer = SimpleNamespace(
+        _committed_offset=defaultdict(lambda: None, {TP: committed} if committed else {}),
+        _acked=defaultdict(list),
+        _acked_index=defaultdict(set),
+        _n_acked=0,
+    )
+    app = SimpleNamespace(consumer=consumer, consumer_generation_id=generation)
+    return Intake(app, ["web"]), consumer
+
+
+def test_acks_continue_from_the_committed_offset_without_gaps() -> None:
+    it, consumer = intake(committed=100)
+    it.ack(TP, 1, 104)  # records from 100 on were taken (some may be markers)
+    it.ack(TP, 1, 109)
+    assert consumer._acked[TP] == list(range(100, 110))
+    assert consumer._acked_index[TP] == set(range(100, 110))
+    assert consumer._n_acked == 10
+
+
+def test_nothing_committed_yet_starts_at_the_first_offset_read() -> None:
+    it, consumer = intake(committed=None)
+    it._first_read[TP] = (1, 7)
+    it.ack(TP, 1, 9)
+    assert consumer._acked[TP] == [7, 8, 9]
+
+
+def test_an_ack_from_an_old_generation_is_dropped() -> None:
+    it, consumer = intake(committed=10, generation=2)
+    it.ack(TP, 1, 20)
+    assert consumer._acked[TP] == [] and consumer._n_acked == 0
+
+
+def test_a_new_generation_restarts_from_its_committed_offset() -> None:
+    it, consumer = intake(committed=10, generation=1)
+    it.ack(TP, 1, 14)
+    consumer._committed_offset[TP] = 15
+    consumer._acked[TP].clear()
+    it.app.consumer_generation_id = 2
+    it.ack(TP, 2, 16)
+    assert consumer._acked[TP] == [15, 16]
+
+
+def test_an_ack_below_the_committed_offset_adds_nothing() -> None:
+    it, consumer = intake(committed=50)
+    it.ack(TP, 1, 40)
+    assert consumer._acked[TP] == []
