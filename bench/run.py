@@ -436,6 +436,18 @@ async def _latency(
         await consumer.stop()
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds ``pid`` has used so far (0 when unknown or gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # Fields 14 and 15 of proc(5) (utime, stime), counted after the ")" of comm.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
     """Upper bound of the bucket holding the q-quantile of what was observed in between."""
     total = after.get(float("inf"), 0.0) - before.get(float("inf"), 0.0)
@@ -447,6 +459,7 @@ def bucket_quantile(before: dict[float, float], after: dict[float, float], q: fl
 
 def latency(
     worker: WorkerProc,
+    broker_pid: int | None,
     bootstrap: str,
     topics: Topics,
     rate: float,
@@ -466,7 +479,14 @@ def latency(
     names = ("leadstream_batch_duration_seconds", "leadstream_state_flush_duration_seconds")
     before = [worker.histogram(name) for name in names]
     gc_before = worker.histogram("leadstream_gc_pause_seconds")
+    # Who used the two cores while the load was offered: the answer to "is the worker
+    # at capacity?" when p99 grows.
+    pids = {"worker": worker.proc.pid, "broker": broker_pid, "generator": os.getpid()}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    wall = time.perf_counter()
     lats, matched, sent = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
+    wall = time.perf_counter() - wall
+    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / wall for name, pid in pids.items()}
     after = [worker.histogram(name) for name in names]
     gc_after = worker.histogram("leadstream_gc_pause_seconds")
     batch_p99, flush_p99 = (bucket_quantile(b, a, 0.99) for b, a in zip(before, after, strict=True))
@@ -477,12 +497,13 @@ def latency(
     def pct(p: float) -> float:
         return lats[min(len(lats) - 1, int(p * len(lats)))] * 1000 if lats else float("nan")
 
-    out = {"p50": pct(0.5), "p99": pct(0.99), "matched": matched}
+    out = {"p50": pct(0.5), "p99": pct(0.99), "matched": matched, **cpu}
     say(
         f"latency ({workload}) at {rate:,.0f} ev/s offered ({sent} sent): p50 {out['p50']:.1f} "
         f"ms, p99 {out['p99']:.1f} ms over {matched} stage changes; in the worker, p99 of "
         f"a batch <= {batch_p99 * 1000:g} ms, of a state flush <= {flush_p99 * 1000:g} ms; "
-        f"{gcs:.0f} GC pauses, longest <= {gc_max * 1000:g} ms"
+        f"{gcs:.0f} GC pauses, longest <= {gc_max * 1000:g} ms; CPU "
+        + ", ".join(f"{name} {share:.0%}" for name, share in cpu.items())
     )
     return out
 
@@ -667,7 +688,14 @@ def main(argv: list[str] | None = None) -> int:
                 points = [("mix", offered) for offered in rates] + [("burst", lat_rate / 2)]
                 for workload, offered in points:
                     result = latency(
-                        worker, bootstrap, topics, offered, lat_seconds, workload, n_leads
+                        worker,
+                        broker.pid if broker is not None else None,
+                        bootstrap,
+                        topics,
+                        offered,
+                        lat_seconds,
+                        workload,
+                        n_leads,
                     )
                     lat_points.append((workload, offered, result))
         finally:
@@ -696,7 +724,9 @@ def main(argv: list[str] | None = None) -> int:
                     else f"latency p50 / p99, all-new qualifying leads at {offered:,.0f} ev/s"
                 )
                 + f" ({point['matched']:,.0f} stage changes)",
-                f"{point['p50']:.1f} / {point['p99']:.1f} ms",
+                f"{point['p50']:.1f} / {point['p99']:.1f} ms (CPU: worker "
+                f"{point['worker']:.0%}, broker {point['broker']:.0%}, generator "
+                f"{point['generator']:.0%})",
                 "p99 <= 100 ms" if workload == "mix" and offered == lat_rate else "",
             )
             for workload, offered, point in lat_points
