@@ -11,13 +11,14 @@ with the same event ids: at-least-once).
 Writing a window's states takes tens of milliseconds (hot leads are large), and
 events would wait behind it. So a due window is *closed*, encoded and stored in
 slices of about ``slice_s`` between the batches that follow while a new window
-fills, and then published to the changelog by a background task (a producer waits
-a broker round trip whenever a partition's previous batch is still in flight; the
-agent must not). The task acks the window once its changelog batches are handed
-over; publications run one at a time, in window order, so a lead's records keep
-their order. The closed window's bytes must be its own: before a batch changes a
-lead the closed window has not encoded yet, :meth:`WriteBehind.claim` encodes it
-first.
+fills. Each slice is published to the changelog by a background task as soon as it
+is stored (a producer waits a broker round trip whenever a partition's previous
+batch is still in flight; the agent must not): the changelog flows steadily instead
+of arriving as one burst per window that stage changes queue behind. A last task
+acks the window once all its slices are handed over; publications run one at a
+time, in order, so a lead's records keep their order. The closed window's bytes
+must be its own: before a batch changes a lead the closed window has not encoded
+yet, :meth:`WriteBehind.claim` encodes it first.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ class WriteWindow:
     dirty: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
     #: encoded writes not yet stored (claimed before a later batch changed the lead)
     ready: list[Write] = field(default_factory=list)
-    #: encoded and stored, to publish once the window is complete
-    stored: list[Write] = field(default_factory=list)
+    #: states encoded and stored so far (each slice is published once stored)
+    stored: int = 0
     #: topic-partition -> last offset taken into the window
     last_offsets: dict[Any, int] = field(default_factory=dict)
     #: perf_counter time the window was closed
@@ -86,6 +87,7 @@ class WriteBehind:
         self.closed: WriteWindow | None = None
         #: the latest publication (each awaits the one before it)
         self.publishing: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
 
     # ------------------------------------------------------------------ filling
 
@@ -169,29 +171,35 @@ class WriteBehind:
                 break
         if ready:
             self._put(ready)
-            closed.stored.extend(ready)
+            closed.stored += len(ready)
             closed.ready = []
+            self._after(self._publish, ready)
         if dirty:
             return False
         self.closed = None
-        self.publishing = asyncio.ensure_future(self._publish_after(self.publishing, closed))
-        self.publishing.add_done_callback(_log_failure)
+        self._after(self._complete, closed)
         return True
 
     async def finish(self) -> None:
         while not await self.work(budget_s=float("inf")):
             pass
 
-    async def _publish_after(
-        self, previous: asyncio.Task[None] | None, window: WriteWindow
-    ) -> None:
-        if previous is not None:
-            # A failed publication fails every later one: acking a later window would
-            # commit past the states that never reached the changelog.
-            await previous
-        await self._publish(window.stored)
+    def _after(self, step: Callable[[Any], Awaitable[None]], arg: Any) -> None:
+        """Run ``step(arg)`` in the background once the publication before it is done."""
+        self.publishing = asyncio.ensure_future(_chained(self.publishing, step, arg))
+        self.publishing.add_done_callback(self._log_failure)
+
+    def _log_failure(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None and error is not self._failure:
+            # Logged once: every later publication fails with the same error. Their
+            # offsets stay unacked, so a restart reads the events again.
+            self._failure = error
+            log.error("leadstream: publishing lead states failed: %r", error)
+
+    async def _complete(self, window: WriteWindow) -> None:
         self._ack(window.generation, window.last_offsets)
-        self._written(len(window.stored), time.perf_counter() - window.closed_at)
+        self._written(window.stored, time.perf_counter() - window.closed_at)
 
     def discard(self, generation: int) -> int:
         """Drop both windows unwritten (a rebalance); return how many events they held."""
@@ -201,8 +209,11 @@ class WriteBehind:
         return events
 
 
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        # Its offsets (and every later window's) stay unacked: a restart reads the
-        # events again.
-        log.error("leadstream: publishing lead states failed: %r", task.exception())
+async def _chained(
+    previous: asyncio.Task[None] | None, step: Callable[[Any], Awaitable[None]], arg: Any
+) -> None:
+    if previous is not None:
+        # A failed publication fails every later one: acking a later window would
+        # commit past the states that never reached the changelog.
+        await previous
+    await step(arg)
