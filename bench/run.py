@@ -448,6 +448,27 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CpuShares(dict[str, float]):
+    """Within ``with``: each process's CPU time over the wall time (1.0 = a core)."""
+
+    def __init__(self, worker_pid: int, broker_pid: int | None) -> None:
+        super().__init__()
+        self.pids = {"worker": worker_pid, "broker": broker_pid, "generator": os.getpid()}
+
+    def __enter__(self) -> CpuShares:
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self.started
+        for name, pid in self.pids.items():
+            self[name] = (cpu_seconds(pid) - self.before[name]) / wall
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {share:.0%}" for name, share in self.items())
+
+
 def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
     """Upper bound of the bucket holding the q-quantile of what was observed in between."""
     total = after.get(float("inf"), 0.0) - before.get(float("inf"), 0.0)
@@ -481,12 +502,8 @@ def latency(
     gc_before = worker.histogram("leadstream_gc_pause_seconds")
     # Who used the two cores while the load was offered: the answer to "is the worker
     # at capacity?" when p99 grows.
-    pids = {"worker": worker.proc.pid, "broker": broker_pid, "generator": os.getpid()}
-    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    wall = time.perf_counter()
-    lats, matched, sent = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
-    wall = time.perf_counter() - wall
-    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / wall for name, pid in pids.items()}
+    with CpuShares(worker.proc.pid, broker_pid) as cpu:
+        lats, matched, sent = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
     after = [worker.histogram(name) for name in names]
     gc_after = worker.histogram("leadstream_gc_pause_seconds")
     batch_p99, flush_p99 = (bucket_quantile(b, a, 0.99) for b, a in zip(before, after, strict=True))
@@ -502,8 +519,7 @@ def latency(
         f"latency ({workload}) at {rate:,.0f} ev/s offered ({sent} sent): p50 {out['p50']:.1f} "
         f"ms, p99 {out['p99']:.1f} ms over {matched} stage changes; in the worker, p99 of "
         f"a batch <= {batch_p99 * 1000:g} ms, of a state flush <= {flush_p99 * 1000:g} ms; "
-        f"{gcs:.0f} GC pauses, longest <= {gc_max * 1000:g} ms; CPU "
-        + ", ".join(f"{name} {share:.0%}" for name, share in cpu.items())
+        f"{gcs:.0f} GC pauses, longest <= {gc_max * 1000:g} ms; CPU {cpu}"
     )
     return out
 
@@ -679,6 +695,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"memory: RSS {rss_ready / 1024:.0f} MiB at ready, {rss_loaded / 1024:.0f} MiB "
                 f"after {active} leads -> {per_100k:.0f} MiB per 100k leads"
             )
+            # What the broker and the worker cost with nothing offered (fetch polling,
+            # the log cleaner compacting the changelog the backlog wrote, ...).
+            with CpuShares(worker.proc.pid, broker.pid if broker is not None else None) as idle:
+                time.sleep(5.0)
+            say(f"idle for 5 s after the backlog: CPU {idle}")
             # The target point (half the throughput, or --latency-rate) and, to show
             # where p99 stays low, a tenth and a quarter of the throughput.
             lat_rate = args.latency_rate or rate / 2
@@ -710,12 +731,17 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
+    # A skipped measure (--skip) leaves its rows out rather than printing nan.
+    naive_rows = [
+        (f"naive Faust (per event + table write, {naive_n:,} ev)", f"{naive_rate:,.0f} ev/s", ""),
+        ("pipeline / naive", f"{rate / naive_rate:.1f}x", ">= 5x"),
+    ]
     rows = [
         ("ceiling (aiokafka getmany + orjson.loads)", f"{ceil:,.0f} events/s", ""),
-        (f"naive Faust (per event + table write, {naive_n:,} ev)", f"{naive_rate:,.0f} ev/s", ""),
         ("pipeline (leadstream worker, rocksdb, 10%-90%)", f"{rate:,.0f} events/s", ""),
         ("pipeline / ceiling", f"{rate / ceil:.0%}", ">= 50%"),
-        ("pipeline / naive", f"{rate / naive_rate:.1f}x", ">= 5x"),
+        *(naive_rows if "naive" not in skip else []),
+        ("CPU with nothing offered, after the backlog", str(idle), ""),
         *(
             (
                 (
@@ -732,7 +758,11 @@ def main(argv: list[str] | None = None) -> int:
             for workload, offered, point in lat_points
         ),
         (f"memory (RSS growth, {active:,} leads)", f"{per_100k:.0f} MiB per 100k leads", ""),
-        (f"recovery of {rec_leads:,} leads (empty data dir)", f"{rec_s:.1f} s", "1M <= 60 s"),
+        *(
+            [(f"recovery of {rec_leads:,} leads (empty data dir)", f"{rec_s:.1f} s", "1M <= 60 s")]
+            if "recovery" not in skip
+            else []
+        ),
     ]
     head = (
         f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — "
