@@ -15,6 +15,7 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ EMAIL_ACTIONS = [
 WEBINAR_ACTIONS = [("registered", 40), ("attended", 30), ("no_show", 20), ("question", 10)]
 
 
-def _weighted(pairs: list[tuple[str, float]]) -> tuple[list[str], list[float]]:
+def _weighted(pairs: Sequence[tuple[str, float]]) -> tuple[list[str], list[float]]:
     return [p for p, _ in pairs], [w for _, w in pairs]
 
 

@@ -1,0 +1,99 @@
+"""What writing lead states costs, per window size, without Kafka.
+
+    python -m bench.state_writes [--events N] [--leads N] [--windows 2000,8000,23000]
+
+Replays the bench's backlog workload (``streams.workload.generate_events``, same
+seed and sizes as ``bench/run.py``) through ``scoring.apply`` and, for each window
+size (events per write-behind window: the worker's rate times
+``LEADSTREAM_FLUSH_INTERVAL_SECONDS``), counts what the worker would write: one state
+per lead touched in a window. Prints writes per event, bytes written per input byte,
+the mean time to encode a state (``encode_state`` plus its next decay change) and
+which parts of the encoded states take the bytes.
+
+Small windows (live traffic at a few thousand events/s) touch more distinct leads per
+event than the backlog's large ones: this is why an event costs the worker more live
+than in the backlog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scoring import LeadState, apply, load_default_model, next_change_at
+from streams.contract import Rejected, decode_event
+from streams.pipeline import encode_state
+from streams.workload import generate_events
+
+SPAN_S = 28 * 86400.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.state_writes")
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--leads", type=int, default=50_000)
+    parser.add_argument("--windows", default="2000,8000,23000")
+    args = parser.parse_args(argv)
+    windows = [int(w) for w in args.windows.split(",")]
+    model = load_default_model()
+    start = time.time() - SPAN_S
+    decoded = []
+    input_bytes = 0
+    for kind, lead_id, value in generate_events(
+        n_events=args.events, n_leads=args.leads, seed=42, start=start, span_s=SPAN_S
+    ):
+        input_bytes += len(value)
+        try:
+            event = decode_event(kind, value, now=start + SPAN_S, max_future_skew_s=3600)
+        except Rejected:
+            continue
+        decoded.append((lead_id, event))
+    print(
+        f"{len(decoded):,} events ({input_bytes / 1e6:.1f} MB of input) over {args.leads:,} leads"
+    )
+    print(
+        f"{'window':>8} {'writes/event':>13} {'state bytes/input byte':>23} {'encode us/state':>16}"
+    )
+    shares: Counter[str] = Counter()
+    for window in windows:
+        states: dict[str, LeadState] = {}
+        writes = written = 0
+        encode_s = 0.0
+        for lo in range(0, len(decoded), window):
+            touched = set()
+            for lead_id, event in decoded[lo : lo + window]:
+                state = states.get(lead_id) or LeadState.new(lead_id)
+                states[lead_id], _ = apply(state, dict(event), model)
+                touched.add(lead_id)
+            t0 = time.perf_counter()
+            for lead_id in touched:
+                state = states[lead_id]
+                next_change_at(state, model)
+                written += len(encode_state(state))
+            encode_s += time.perf_counter() - t0
+            writes += len(touched)
+        print(
+            f"{window:>8,} {writes / len(decoded):>13.2f} {written / input_bytes:>23.2f}"
+            f" {encode_s / writes * 1e6:>16.1f}"
+        )
+        if window == windows[-1]:
+            for state in states.values():
+                for part, value in state.to_dict_view().items():
+                    shares[part] += len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    total = sum(shares.values())
+    print(
+        "bytes of the final states: "
+        + ", ".join(f"{part} {n / total:.0%}" for part, n in shares.most_common(5))
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
