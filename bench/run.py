@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import math
 import os
 import platform
 import random
@@ -345,8 +346,12 @@ def burst_messages(seed: int) -> Iterator[Live]:
 
 async def _latency(
     bootstrap: str, topics: Topics, rate: float, duration: float, messages: list[Live]
-) -> tuple[list[float], int, int]:
+) -> tuple[list[float], list[float], int]:
     """Offer ``messages`` at ``rate``; match lead.qualified triggers to their send time.
+
+    Returns the latencies to arrival here, the latencies to the stage change's record
+    timestamp (set when the worker's producer took it: what the worker itself adds,
+    to millisecond precision) and how many messages were sent.
 
     Messages are built before the clock starts: the load generator shares the
     machine's two cores with the worker and the broker, so it must cost as little as
@@ -362,8 +367,9 @@ async def _latency(
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
     await producer.start()
-    sent_at: dict[str, float] = {}
+    sent_at: dict[str, tuple[float, float]] = {}
     latencies: list[float] = []
+    to_worker_send: list[float] = []
     try:
         tps = [TopicPartition(qualified, p) for p in range(PARTITIONS)]
         consumer.assign(tps)
@@ -381,7 +387,8 @@ async def _latency(
                         trigger = orjson.loads(r.value).get("trigger_event_id")
                         t0 = sent_at.pop(trigger, None)
                         if t0 is not None:
-                            latencies.append(arrived - t0)
+                            latencies.append(arrived - t0[0])
+                            to_worker_send.append(r.timestamp / 1000 - t0[1])
                 if stop.is_set() and (not batch or time.perf_counter() > deadline_drain):
                     return
 
@@ -420,7 +427,7 @@ async def _latency(
             )
             # Produce time: when the producer took the batch (it waits while the
             # partition's previous batch is in flight; that wait is not the worker's).
-            handed = time.perf_counter()
+            handed = (time.perf_counter(), time.time())
             for eid in timed:
                 sent_at[eid] = handed
             timed.clear()
@@ -430,7 +437,7 @@ async def _latency(
         deadline_drain = time.perf_counter() + 15
         stop.set()
         await reader
-        return latencies, len(latencies), sent
+        return latencies, to_worker_send, sent
     finally:
         await producer.stop()
         await consumer.stop()
@@ -503,21 +510,31 @@ def latency(
     # Who used the two cores while the load was offered: the answer to "is the worker
     # at capacity?" when p99 grows.
     with CpuShares(worker.proc.pid, broker_pid) as cpu:
-        lats, matched, sent = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
+        lats, worker_lats, sent = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
     after = [worker.histogram(name) for name in names]
     gc_after = worker.histogram("leadstream_gc_pause_seconds")
     batch_p99, flush_p99 = (bucket_quantile(b, a, 0.99) for b, a in zip(before, after, strict=True))
     gcs = gc_after.get(float("inf"), 0.0) - gc_before.get(float("inf"), 0.0)
     gc_max = bucket_quantile(gc_before, gc_after, 1.0) if gcs else 0.0
     lats.sort()
+    worker_lats.sort()
 
-    def pct(p: float) -> float:
-        return lats[min(len(lats) - 1, int(p * len(lats)))] * 1000 if lats else float("nan")
+    def pct(values: list[float], p: float) -> float:
+        return values[min(len(values) - 1, int(p * len(values)))] * 1000 if values else math.nan
 
-    out = {"p50": pct(0.5), "p99": pct(0.99), "matched": matched, **cpu}
+    out = {
+        "p50": pct(lats, 0.5),
+        "p99": pct(lats, 0.99),
+        "worker_p50": pct(worker_lats, 0.5),
+        "worker_p99": pct(worker_lats, 0.99),
+        "matched": len(lats),
+        **cpu,
+    }
     say(
         f"latency ({workload}) at {rate:,.0f} ev/s offered ({sent} sent): p50 {out['p50']:.1f} "
-        f"ms, p99 {out['p99']:.1f} ms over {matched} stage changes; in the worker, p99 of "
+        f"ms, p99 {out['p99']:.1f} ms over {len(lats)} stage changes (until the worker's "
+        f"producer took them: p50 {out['worker_p50']:.0f} ms, p99 {out['worker_p99']:.0f} ms); "
+        "in the worker, p99 of "
         f"a batch <= {batch_p99 * 1000:g} ms, of a state flush <= {flush_p99 * 1000:g} ms; "
         f"{gcs:.0f} GC pauses, longest <= {gc_max * 1000:g} ms; CPU {cpu}"
     )
@@ -750,7 +767,8 @@ def main(argv: list[str] | None = None) -> int:
                     else f"latency p50 / p99, all-new qualifying leads at {offered:,.0f} ev/s"
                 )
                 + f" ({point['matched']:,.0f} stage changes)",
-                f"{point['p50']:.1f} / {point['p99']:.1f} ms (CPU: worker "
+                f"{point['p50']:.1f} / {point['p99']:.1f} ms (worker's producer took them: "
+                f"{point['worker_p50']:.0f} / {point['worker_p99']:.0f} ms; CPU: worker "
                 f"{point['worker']:.0%}, broker {point['broker']:.0%}, generator "
                 f"{point['generator']:.0%})",
                 "p99 <= 100 ms" if workload == "mix" and offered == lat_rate else "",
