@@ -51,10 +51,9 @@ log = logging.getLogger("leadstream")
 STATE_CACHE_LIMIT = 200_000
 #: How often consumer lag and the lead gauge are refreshed.
 LAG_INTERVAL_S = 5.0
-#: A fetch returns once it holds this much, or after FETCH_MAX_WAIT_MS (see
+#: A fetch returns once it holds this much, or after the fetch wait setting (see
 #: streams.intake): full fetches at high rates, a bounded wait at low ones.
 FETCH_MIN_BYTES = 64 * 1024
-FETCH_MAX_WAIT_MS = 10
 #: Longest stretch of state writing between two batches (see streams.window).
 WRITE_SLICE_S = 0.005
 #: Changelog records applied to RocksDB per write batch during recovery.
@@ -167,7 +166,10 @@ def create_app(
     ls = Leadstream(app, settings, model, metrics, pipeline, table, schedule, cache)
 
     intake = Intake(app, [*settings.input_topics, repartition_name, tick_name])
-    intake.install(fetch_min_bytes=FETCH_MIN_BYTES, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+    intake.install(
+        fetch_min_bytes=FETCH_MIN_BYTES,
+        fetch_max_wait_ms=max(1, round(settings.fetch_max_wait_s * 1000)),
+    )
     emitter = Emitter(app)
     store = LeadStore(app, table, emitter)
 

@@ -3,11 +3,15 @@ turns into committed offsets, so it must cover every offset once, in order."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from streams.intake import Intake
+from streams.settings import Settings
+from tests.support import close_app_loops
 
 TP = ("web", 0)
 
@@ -59,3 +63,28 @@ def test_an_ack_below_the_committed_offset_adds_nothing() -> None:
     it, consumer = intake(committed=50)
     it.ack(TP, 1, 40)
     assert consumer._acked[TP] == []
+
+
+def test_the_workers_consumer_fetches_with_the_configured_wait(tmp_path: Path) -> None:
+    from streams.app import FETCH_MIN_BYTES, create_app
+
+    settings = Settings.from_env(
+        {"LEADSTREAM_FETCH_MAX_WAIT_SECONDS": "0.25"},
+        app_id="intake-unit",
+        data_dir=str(tmp_path),
+        store="memory://",
+    )
+    ls = create_app(settings)
+    try:
+
+        async def fetch_settings() -> tuple[int, int]:
+            # aiokafka builds its client inside a running loop (the consumer thread's)
+            client = ls.app.consumer._thread._create_consumer(asyncio.get_running_loop())
+            try:
+                return client._fetch_max_wait_ms, client._fetch_min_bytes
+            finally:
+                await client.stop()
+
+        assert asyncio.run(fetch_settings()) == (250, FETCH_MIN_BYTES)
+    finally:
+        close_app_loops(ls.app)

@@ -44,7 +44,12 @@ def test_overrides_win_over_environment() -> None:
         ({"LEADSTREAM_STORE": "redis://x"}, "use rocksdb:// (default) or memory://"),
         ({"LEADSTREAM_MODEL": "/nonexistent.toml"}, "no such file"),
         ({"LEADSTREAM_PRELOAD_CHANGELOG": "maybe"}, "expected bool (true/false)"),
-        ({"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "0"}, "stop intervals must be positive"),
+        ({"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "0"}, "LEADSTREAM_FLUSH_INTERVAL_SECONDS must be"),
+        ({"LEADSTREAM_FETCH_MAX_WAIT_SECONDS": "-1"}, "LEADSTREAM_FETCH_MAX_WAIT_SECONDS must be"),
+        (
+            {"LEADSTREAM_BATCH_LINGER_SECONDS": "-0.1"},
+            "LEADSTREAM_BATCH_LINGER_SECONDS must be >= 0",
+        ),
     ],
 )
 def test_bad_values_say_which_variable_and_why(env: dict[str, str], message: str) -> None:
