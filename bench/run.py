@@ -301,7 +301,12 @@ def pipeline_throughput(worker: WorkerProc, n_events: int) -> tuple[float, float
         n_batches = float(sums[b"count"])
         say(f"pipeline: {n_batches:.0f} batches, mean {float(sums[b'sum']) / n_batches:.0f} events")
     assert t_lo is not None and t_hi is not None
-    rate = (n_hi - n_lo) / max(t_hi - t_lo, 1e-6)
+    if n_hi <= n_lo:
+        raise RuntimeError(
+            f"the worker passed 10% and 90% of the {n_events:,}-event backlog between two "
+            "polls: too small to measure, use a larger --events"
+        )
+    rate = (n_hi - n_lo) / (t_hi - t_lo)
     say(f"pipeline: {rate:,.0f} events/s sustained; backlog done {total:.1f}s after start")
     return rate, total
 
@@ -648,7 +653,7 @@ def git_head() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, help="preloaded backlog (default 300000)")
+    parser.add_argument("--events", type=int, help="preloaded backlog (default 500000)")
     parser.add_argument("--leads", type=int, help="distinct leads in the backlog (default 50000)")
     parser.add_argument("--recovery-leads", type=int, help="lead states to recover (1000000)")
     parser.add_argument("--naive-events", type=int, help="events the naive agent handles")
@@ -804,4 +809,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except RuntimeError as err:  # the bench's own failures: one line, not a traceback
+        print(f"bench: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,52 @@
+"""`make bench` must keep working: a small run of the whole harness against the test
+broker produces every row of its table with a measured value (figures unchecked:
+performance lives in bench/, not in timed tests)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+ROWS = [
+    r"ceiling \(aiokafka getmany \+ orjson\.loads\) \| [\d,]+ events/s",
+    r"pipeline \(leadstream worker, rocksdb, 10%-90%\) \| [\d,]+ events/s",
+    r"pipeline / ceiling \| \d+%",
+    r"naive Faust \(per event \+ table write, 2,000 ev\) \| [\d,]+ ev/s",
+    r"pipeline / naive \| [\d.]+x",
+    r"CPU with nothing offered, after the backlog \| worker \d+%, broker \d+%",
+    *[
+        rf"latency p50 / p99, {what} at [\d,]+ ev/s \([\d,]+ stage changes\) \| "
+        r"[\d.]+ / [\d.]+ ms \(worker's producer took them: \d+ / \d+ ms; CPU: worker \d+%"
+        for what in ["backlog's mix live"] * 3 + ["all-new qualifying leads"]
+    ],
+    r"memory \(RSS growth, [\d,]+ leads\) \| \d+ MiB per 100k leads",
+    r"recovery of 5,000 leads \(empty data dir\) \| [\d.]+ s",
+]
+
+
+def test_bench_run_measures_every_row(kafka_bootstrap: str) -> None:
+    results = REPO / "bench" / "RESULTS.md"
+    before = results.read_bytes() if results.exists() else None
+    args = ["--events", "40000", "--leads", "5000", "--naive-events", "2000"]
+    args += ["--recovery-leads", "5000", "--latency-seconds", "2", "--no-record"]
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", *args],
+        cwd=REPO,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = run.stdout[run.stdout.index("| measure |") :]
+    for row in ROWS:
+        assert re.search(row, table), f"no row matching {row!r} in:\n{table}"
+    assert "nan" not in table
+    assert len(re.findall(r"^\| latency", table, re.M)) == 4
+    # --no-record leaves the results file alone
+    assert (results.read_bytes() if results.exists() else None) == before
