@@ -1,0 +1,26 @@
+"""The Kafka-free bench scripts keep running, and what they count holds together."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench import state_writes
+
+
+def test_state_writes_counts_fewer_writes_per_event_in_larger_windows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 3,000 is a multiple of 100: each lead a large window writes is touched in at
+    # least one of the small windows it is made of, so small windows write at least
+    # as often.
+    assert state_writes.main(["--events", "3000", "--leads", "300", "--windows", "100,3000"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
+    assert [w for w, *_ in rows] == ["100", "3,000"]
+    small, large = (float(r[1]) for r in rows)
+    assert 0 < large <= small <= 1
+    assert large <= 300 / 3000  # one window: one write per distinct lead, not per event
+    shares = re.search(r"bytes of the final states: (.*)", out)
+    assert shares is not None and "seen" in shares.group(1)
