@@ -13,6 +13,12 @@ which parts of the encoded states take the bytes.
 Small windows (live traffic at a few thousand events/s) touch more distinct leads per
 event than the backlog's large ones: this is why an event costs the worker more live
 than in the backlog.
+
+Last, for a possible compact state format, it times orjson on the largest final
+states (the hot leads rewritten every window) in two other layouts of the dedup ids
+and cap windows, built beforehand (so the figures leave out building them): as
+columns (all times, then all ids), and as columns with times in integer
+microseconds (exact for event times, which are whole microseconds).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import argparse
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -92,7 +100,48 @@ def main(argv: list[str] | None = None) -> int:
         "bytes of the final states: "
         + ", ".join(f"{part} {n / total:.0%}" for part, n in shares.most_common(5))
     )
+    hot = sorted(states.values(), key=lambda s: len(encode_state(s)), reverse=True)[:2000]
+    for name, layout in LAYOUTS.items():
+        docs = [layout(state) for state in hot]
+        size, seconds = _time_dumps(docs)
+        print(f"layout {name:>20}: {size:,.0f} B/state, {seconds * 1e6:.1f} us to encode")
     return 0
+
+
+Pairs = list[tuple[float, str]]
+
+
+def _columns(pairs: Pairs, times: Callable[[float], float | int]) -> list[list[Any]]:
+    return [[times(t) for t, _ in pairs], [e for _, e in pairs]]
+
+
+def _layout(state: LeadState, times: Callable[[float], float | int]) -> dict[str, Any]:
+    doc = state.to_dict_view()
+    doc["seen"] = _columns(state.seen_heap, times)
+    doc["caps"] = {
+        rule: {w: _columns(entries, times) for w, entries in windows.items()}
+        for rule, windows in state.caps.items()
+    }
+    return doc
+
+
+LAYOUTS: dict[str, Callable[[LeadState], dict[str, Any]]] = {
+    "current": LeadState.to_dict_view,
+    "columns": lambda state: _layout(state, float),
+    "columns, int us": lambda state: _layout(state, lambda t: round(t * 1_000_000)),
+}
+
+
+def _time_dumps(docs: list[dict[str, Any]], repeat: int = 5) -> tuple[float, float]:
+    """Mean encoded size and best mean time of ``orjson.dumps`` per document."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for doc in docs:
+            orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+        best = min(best, (time.perf_counter() - t0) / len(docs))
+    size = sum(len(orjson.dumps(d, option=orjson.OPT_NON_STR_KEYS)) for d in docs) / len(docs)
+    return size, best
 
 
 if __name__ == "__main__":

@@ -24,3 +24,5 @@ def test_state_writes_counts_fewer_writes_per_event_in_larger_windows(
     assert large <= 300 / 3000  # one window: one write per distinct lead, not per event
     shares = re.search(r"bytes of the final states: (.*)", out)
     assert shares is not None and "seen" in shares.group(1)
+    layouts = re.findall(r"^layout +(.+?): ([\d,]+) B/state, ([\d.]+) us to encode$", out, re.M)
+    assert [name for name, *_ in layouts] == list(state_writes.LAYOUTS)
