@@ -11,9 +11,12 @@ uniquely-named input topics (4 partitions, keyed by lead id):
 - pipeline: a real ``leadstream worker`` (rocksdb), sustained events/s from the
   ``leadstream_events_total`` counter between 10% and 90% of the backlog;
 - latency: the backlog's mix (same generator and leads, live event times) offered at
-  half the pipeline throughput, produce time of an event -> arrival of the
-  ``lead.qualified`` message it triggered (p50/p99); and, at a quarter of it, a burst
-  of new leads that each qualify (every event creates or changes a lead's stage);
+  a tenth, a quarter and half the pipeline throughput (or ``--latency-rate``),
+  produce time of an event -> arrival of the ``lead.qualified`` message it triggered
+  (p50/p99; also to the message's timestamp, i.e. the worker's part); and, at a
+  quarter of it, a burst of new leads that each qualify (every event creates or
+  changes a lead's stage); with the CPU share of the worker, the broker and this
+  generator at each point, and with nothing offered;
 - memory: worker RSS growth per 100k active leads;
 - recovery: seconds until a fresh worker (empty data dir) is ready over a changelog
   holding R lead states.
