@@ -666,7 +666,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes")
     parser.add_argument("--no-record", action="store_true", help="do not append RESULTS.md")
-    parser.add_argument("--py-spy", metavar="OUT", help="profile the pipeline worker (collapsed)")
+    parser.add_argument(
+        "--py-spy",
+        metavar="OUT",
+        help="profile the worker (collapsed stacks): backlog to OUT, the target latency "
+        "point to OUT.latency, recovery to OUT.recovery",
+    )
     parser.add_argument("--skip", default="", help="comma list of: naive,latency,recovery")
     args = parser.parse_args(argv)
     # A SIGTERM (timeout, pkill) unwinds like Ctrl-C, so the finally blocks stop the
@@ -733,6 +738,12 @@ def main(argv: list[str] | None = None) -> int:
                 rates = [lat_rate] if args.latency_rate else [rate / 10, rate / 4, lat_rate]
                 points = [("mix", offered) for offered in rates] + [("burst", lat_rate / 2)]
                 for workload, offered in points:
+                    target = workload == "mix" and offered == lat_rate
+                    lat_spy = (
+                        py_spy(worker.proc.pid, args.py_spy + ".latency")
+                        if args.py_spy and target
+                        else None
+                    )
                     result = latency(
                         worker,
                         broker.pid if broker is not None else None,
@@ -743,6 +754,9 @@ def main(argv: list[str] | None = None) -> int:
                         workload,
                         n_leads,
                     )
+                    if lat_spy is not None:
+                        lat_spy.send_signal(signal.SIGINT)
+                        lat_spy.wait(timeout=30)
                     lat_points.append((workload, offered, result))
         finally:
             worker.stop()
