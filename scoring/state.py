@@ -139,8 +139,33 @@ class LeadState:
         )
 
     def copy(self) -> LeadState:
-        """An independent copy."""
-        return LeadState.from_dict(self.to_dict())
+        """An independent copy (``from_dict(to_dict())`` without the round trip: a
+        worker copies a hot lead's state when a batch changes it while an older
+        version still waits to be written)."""
+        s = LeadState.__new__(LeadState)
+        s.lead_id = self.lead_id
+        s.stage = self.stage
+        s._clock = self._clock
+        s.events_seen = self.events_seen
+        s.late_dropped = self.late_dropped
+        s.rules = {k: [a[0], a[1]] for k, a in self.rules.items()}
+        s.categories = {k: [a[0], a[1]] for k, a in self.categories.items()}
+        s.profile = dict(self.profile)
+        s.profile_times = dict(self.profile_times)  # values are immutable tuples
+        s.fit_points = self.fit_points
+        s.fit_hits = list(self.fit_hits)
+        s.grade = self.grade
+        s.bant = dict(self.bant)
+        s.bant_count = self.bant_count
+        s.disqualifier = self.disqualifier
+        s.seen_heap = list(self.seen_heap)
+        s.seen = dict(self.seen)
+        s.caps = {rid: {w: list(lst) for w, lst in wins.items()} for rid, wins in self.caps.items()}
+        s.nc_valid = self.nc_valid
+        s.next_change = self.next_change
+        s.nc_up = self.nc_up
+        s.b_valid = False
+        return s
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str keys, lists, numbers, bools, None) that orjson can dump."""

@@ -197,3 +197,30 @@ def test_dict_view_encodes_to_the_same_bytes_as_to_dict(
         next_change_at(s, M)
     view = orjson.dumps(s.to_dict_view(), option=orjson.OPT_NON_STR_KEYS)
     assert view == orjson.dumps(s.to_dict())
+
+
+@settings(max_examples=N, deadline=None)
+@given(events(), events(max_size=8), st.booleans())
+def test_copy_is_independent_and_scores_like_the_original(
+    evs: list[dict[str, Any]], more: list[dict[str, Any]], with_next_change: bool
+) -> None:
+    s = run(evs)
+    if with_next_change:
+        next_change_at(s, M)
+    before = orjson.dumps(s.to_dict())
+    c = s.copy()
+    assert orjson.dumps(c.to_dict()) == before
+    more = [dict(e, event_id="m" + e["event_id"], time=e["time"] + 30.0) for e in more]
+    from_original, from_copy = [], []
+    for e in more:  # changing the original leaves the copy as it was
+        s, ts = apply(s, e, M)
+        from_original.extend(ts)
+    assert orjson.dumps(c.to_dict()) == before
+    for e in more:  # and the copy scores on exactly like the original did
+        c, ts = apply(c, e, M)
+        from_copy.extend(ts)
+    assert from_copy == from_original
+    assert c.to_dict() == s.to_dict()
+    c2 = c.copy()
+    advance(c, 1e6, M)  # decay to the far future changes only the copy advanced
+    assert c2.to_dict() == s.to_dict()
