@@ -56,6 +56,9 @@ LAG_INTERVAL_S = 5.0
 FETCH_MIN_BYTES = 64 * 1024
 #: Longest stretch of state writing between two batches (see streams.window).
 WRITE_SLICE_S = 0.005
+#: A closed window's writes are spread over this fraction of the time it was open,
+#: finishing before the next one closes (see streams.window).
+WRITE_PACE = 0.8
 #: Changelog records applied to RocksDB per write batch during recovery.
 RECOVERY_BUFFER_SIZE = 10_000
 
@@ -207,6 +210,7 @@ def create_app(
         max_events=settings.flush_events,
         max_age_s=settings.flush_interval_s,
         slice_s=WRITE_SLICE_S,
+        pace=WRITE_PACE,
     )
 
     def handle(batches: list[Batch]) -> BatchResult:

@@ -8,23 +8,25 @@ Zipf-shaped workload, and a crash or rebalance before the write loses nothing: t
 offsets were not acked, so the events are read again (``lead.qualified`` may repeat,
 with the same event ids: at-least-once).
 
-Writing a window's states takes tens of milliseconds (hot leads are large), and
-events would wait behind it. So a due window is *closed*, encoded and stored in
-slices of about ``slice_s`` between the batches that follow while a new window
-fills. Each slice is published to the changelog by a background task as soon as it
-is stored (a producer waits a broker round trip whenever a partition's previous
-batch is still in flight; the agent must not): the changelog flows steadily instead
-of arriving as one burst per window that stage changes queue behind. A last task
-acks the window once all its slices are handed over; publications run one at a
-time, in order, so a lead's records keep their order. The closed window's bytes
-must be its own: before a batch changes a lead the closed window has not encoded
-yet, :meth:`WriteBehind.claim` encodes it first.
+Writing a window's states takes a good share of the worker's time (hot leads are
+large), and events would wait behind it. So a due window is *closed*, and encoded and
+stored in slices between the batches that follow while a new window fills, paced
+evenly over most of the time the window was open rather than as fast as possible (a
+burst of writes after each close starved the batches: latency spikes at every window
+in the bench). Each slice is published to the changelog by a background task as
+soon as it is stored (a producer waits a broker round trip whenever a partition's
+previous batch is still in flight; the agent must not). A last task acks the window
+once all its slices are handed over; publications run one at a time, in order, so a
+lead's records keep their order. The closed window's states must be its own: before
+a batch changes a lead the closed window has not written yet, :meth:`WriteBehind.claim`
+copies it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +35,9 @@ from typing import Any
 from scoring import LeadState
 
 log = logging.getLogger("leadstream")
+
+#: States encoded between checks of the slice's deadline (and a paced wait's unit).
+PACE_CHUNK = 16
 
 #: (key, partition, value) of one state write.
 Write = tuple[bytes, int, bytes]
@@ -47,14 +52,19 @@ class WriteWindow:
     events: int = 0
     #: lead id -> (latest state, partition) still to be written
     dirty: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
-    #: encoded writes not yet stored (claimed before a later batch changed the lead)
-    ready: list[Write] = field(default_factory=list)
+    #: copies of states a later batch was about to change, still to be written
+    claimed: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
     #: states encoded and stored so far (each slice is published once stored)
     stored: int = 0
     #: topic-partition -> last offset taken into the window
     last_offsets: dict[Any, int] = field(default_factory=dict)
     #: perf_counter time the window was closed
     closed_at: float = 0.0
+    #: clock time the window was closed, and over how long its writes are spread
+    paced_from: float = 0.0
+    pace_s: float = 0.0
+    #: states to write when it was closed
+    size: int = 0
 
 
 class WriteBehind:
@@ -69,12 +79,20 @@ class WriteBehind:
         max_events: int,
         max_age_s: float,
         slice_s: float,
+        pace: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``encode(lead_id, state, partition)`` returns the bytes to store (and may
         note the state's next decay change); ``put`` stores a slice of writes locally;
         ``publish`` sends a complete window's writes to the changelog;
         ``ack(generation, last_offsets)`` acks the window after that, and
-        ``written(states, seconds from close to ack)`` reports it."""
+        ``written(states, seconds from close to ack)`` reports it.
+
+        ``pace`` > 0 spreads a closed window's writes evenly over that fraction of
+        the time the window was open (``clock``, the one ``record``'s ``now`` comes
+        from) instead of writing it as fast as slices allow: a window's writes cost
+        about half the worker's time under live load, and done at once they starved
+        the batches behind them (latency spikes at every window, bench)."""
         self._encode = encode
         self._put = put
         self._publish = publish
@@ -83,6 +101,8 @@ class WriteBehind:
         self.max_events = max_events
         self.max_age_s = max_age_s
         self.slice_s = slice_s
+        self.pace = pace
+        self._clock = clock
         self.open = WriteWindow()
         self.closed: WriteWindow | None = None
         #: the latest publication (each awaits the one before it)
@@ -92,14 +112,17 @@ class WriteBehind:
     # ------------------------------------------------------------------ filling
 
     def claim(self, lead_id: str) -> None:
-        """Call before a batch changes ``lead_id``: the closed window keeps its bytes."""
+        """Call before a batch changes ``lead_id``: the closed window keeps its state.
+
+        A copy, not the bytes: the first batches after a close touch most hot leads,
+        the largest states, and encoding them there (tens of microseconds each) came
+        as a burst that delayed those batches; a copy costs a few, and is encoded in
+        the paced slices with the rest."""
         closed = self.closed
         if closed is not None and closed.dirty:
             entry = closed.dirty.pop(lead_id, None)
             if entry is not None:
-                state, partition = entry
-                value = self._encode(lead_id, state, partition)
-                closed.ready.append((lead_id.encode(), partition, value))
+                closed.claimed[lead_id] = (entry[0].copy(), entry[1])
 
     def record(
         self,
@@ -127,8 +150,15 @@ class WriteBehind:
     def seconds_left(self, now: float) -> float | None:
         """Until there is work: 0 while a closed window is being written; until the
         open one is due by age; None when there is nothing to write."""
-        if self.closed is not None:
-            return 0.0
+        closed = self.closed
+        if closed is not None:
+            left = len(closed.dirty) + len(closed.claimed)
+            if not closed.pace_s or not left:
+                return 0.0
+            # When the next slice of PACE_CHUNK states is due.
+            done = closed.size - left
+            target = min(closed.size, done + PACE_CHUNK)
+            return max(0.0, closed.paced_from + closed.pace_s * target / closed.size - now)
         window = self.open
         return None if not window.events else max(0.0, window.opened_at + self.max_age_s - now)
 
@@ -152,6 +182,9 @@ class WriteBehind:
             await asyncio.shield(self.publishing)
         window = self.open
         window.closed_at = time.perf_counter()
+        window.paced_from = now = self._clock()
+        window.pace_s = self.pace * min(self.max_age_s, max(0.0, now - window.opened_at))
+        window.size = len(window.dirty)
         self.closed = window
         self.open = WriteWindow(generation=window.generation)
 
@@ -162,19 +195,28 @@ class WriteBehind:
         if closed is None:
             return True
         deadline = time.perf_counter() + (self.slice_s if budget_s is None else budget_s)
-        dirty, ready, encode = closed.dirty, closed.ready, self._encode
-        while dirty:
-            for _ in range(min(64, len(dirty))):
-                lead_id, (state, partition) = dirty.popitem()
+        claimed, dirty, encode = closed.claimed, closed.dirty, self._encode
+        quota = len(claimed) + len(dirty)
+        if budget_s is None and closed.pace_s:
+            share = min(1.0, (self._clock() - closed.paced_from) / closed.pace_s)
+            quota -= math.ceil(closed.size * (1.0 - share))
+        ready: list[Write] = []
+        while quota > 0:
+            source = claimed or dirty
+            if not source:
+                break
+            n = min(PACE_CHUNK, len(source), quota)
+            quota -= n
+            for _ in range(n):
+                lead_id, (state, partition) = source.popitem()
                 ready.append((lead_id.encode(), partition, encode(lead_id, state, partition)))
             if time.perf_counter() >= deadline:
                 break
         if ready:
             self._put(ready)
             closed.stored += len(ready)
-            closed.ready = []
             self._after(self._publish, ready)
-        if dirty:
+        if claimed or dirty:
             return False
         self.closed = None
         self._after(self._complete, closed)

@@ -14,7 +14,15 @@ from streams.window import Write, WriteBehind
 
 
 class Recorder:
-    def __init__(self, *, max_events: int = 1000, max_age_s: float = 10.0, slice_s: float = 1.0):
+    def __init__(
+        self,
+        *,
+        max_events: int = 1000,
+        max_age_s: float = 10.0,
+        slice_s: float = 1.0,
+        pace: float = 0.0,
+    ) -> None:
+        self.now = 0.0  # the clock a paced writer reads
         self.stored: list[Write] = []
         self.published: list[Write] = []
         self.acks: list[tuple[int, dict[Any, int]]] = []
@@ -31,6 +39,8 @@ class Recorder:
             max_events=max_events,
             max_age_s=max_age_s,
             slice_s=slice_s,
+            pace=pace,
+            clock=lambda: self.now,
         )
 
     async def publish(self, writes: list[Write]) -> None:
@@ -185,3 +195,35 @@ async def test_a_rebalance_discards_both_windows_unacked() -> None:
     assert await r.wb.work() is True
     assert (r.published, r.acks) == ([], [])
     assert not r.wb.is_dirty("a") and not r.wb.is_dirty("b")
+
+
+async def test_a_paced_window_is_written_evenly_over_its_share_of_the_window() -> None:
+    r = Recorder(max_age_s=1.0, pace=0.5)
+    r.batch({f"l{i}": lead(f"l{i}", i) for i in range(160)}, offset=9, now=0.0)
+    r.now = 1.0  # open for 1 s: written over the next 0.5 s
+    await r.wb.close()
+    assert await r.wb.work() is False and r.stored == []  # nothing due yet
+    left = r.wb.seconds_left(r.now)
+    assert left is not None and 0.0 < left <= 0.5 * 16 / 160 + 1e-9  # one chunk's time
+    r.now = 1.25
+    assert await r.wb.work() is False
+    assert len(r.stored) == 80  # half the time, half the states
+    r.wb.claim("l0")  # a later batch copies l0 out; it still counts once
+    r.now = 1.5
+    assert await r.wb.work() is True
+    assert len(r.stored) == 160 and len({w[0] for w in r.stored}) == 160
+    await r.settle()
+    assert r.acks == [(-1, {("t", 0): 9})]
+
+
+async def test_a_claimed_state_is_written_as_it_was_before_the_batch() -> None:
+    r = Recorder(max_age_s=1.0, pace=0.5)
+    a = lead("a", 3)
+    r.batch({"a": a, "b": lead("b", 1)}, offset=1, now=0.0)
+    r.now = 1.0
+    await r.wb.close()
+    r.wb.claim("a")
+    a.events_seen = 4  # the batch changes the cached state in place
+    r.now = 2.0
+    await r.settle()
+    assert sorted(r.published) == [(b"a", 0, b"3"), (b"b", 0, b"1")]
