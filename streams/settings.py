@@ -82,7 +82,7 @@ class Settings:
     #: window of this many events or this many seconds, whichever comes first.
     flush_events: int = field(default=50_000, metadata={"env": "LEADSTREAM_FLUSH_EVENTS"})
     flush_interval_s: float = field(
-        default=0.5, metadata={"env": "LEADSTREAM_FLUSH_INTERVAL_SECONDS"}
+        default=2.0, metadata={"env": "LEADSTREAM_FLUSH_INTERVAL_SECONDS"}
     )
     #: Before Faust starts, bulk-copy the table changelog into the local store (every
     #: partition: a worker cannot know its share before it joins the group), so a

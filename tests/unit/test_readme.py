@@ -17,3 +17,22 @@ def test_settings_table_lists_every_variable_once() -> None:
     table = text.split("<!-- settings-table:start -->")[1].split("<!-- settings-table:end -->")[0]
     documented = re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.M)
     assert sorted(documented) == sorted(ENV_VARS.values())
+
+
+def test_settings_table_states_the_numeric_defaults() -> None:
+    import dataclasses
+
+    from streams.settings import Settings
+
+    text = README.read_text()
+    table = text.split("<!-- settings-table:start -->")[1].split("<!-- settings-table:end -->")[0]
+    documented = dict(re.findall(r"^\| `([A-Z_]+)` \| `([^`]*)` \|", table, flags=re.M))
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    checked = 0
+    for name, env in ENV_VARS.items():
+        default = fields[name].default
+        if isinstance(default, bool) or not isinstance(default, int | float):
+            continue
+        assert float(documented[env]) == default, f"{env}: README says {documented[env]}"
+        checked += 1
+    assert checked >= 5
