@@ -375,3 +375,49 @@ async def _ends(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]
         return {(tp.topic, tp.partition): ends[tp] for tp in tps}
     finally:
         await consumer.stop()
+
+
+def _scored(worker: Worker) -> float:
+    status, raw = worker.get("/metrics")
+    if status != 200:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in raw.decode().splitlines()
+        if line.startswith("leadstream_events_total{") and 'outcome="scored"' in line
+    )
+
+
+def test_a_graceful_stop_writes_and_acks_what_it_scored(app: App) -> None:
+    # Windows that never come due on their own: only the stop can write them. Without
+    # that the next owner would re-read every event and re-send its stage changes.
+    worker = Worker(
+        app.bootstrap,
+        app.topics,
+        app.data_dir,
+        partitions=PARTITIONS,
+        extra_env={
+            "LEADSTREAM_FLUSH_INTERVAL_SECONDS": "3600",
+            "LEADSTREAM_FLUSH_EVENTS": "1000000",
+        },
+    ).start()
+    ids = leads(f"g{uuid.uuid4().hex[:6]}", 16)
+    inputs = [app.topics.web, app.topics.email, app.topics.webinar, app.topics.profiles]
+    group = app.topics.env["LEADSTREAM_APP_ID"]
+    try:
+        worker.wait_ready(timeout=120)
+        at = time.time() - 60
+        records = [to_record(t, msg) for lead in ids for t, msg in _events(app.topics, lead, at)]
+        produce_sync(app.bootstrap, records)
+        poll(lambda: _scored(worker) >= len(records), timeout=60, what="every event scored")
+        assert sum(asyncio.run(_committed(app.bootstrap, group, inputs)).values()) == 0
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    sent = asyncio.run(_ends(app.bootstrap, inputs))
+    assert asyncio.run(_committed(app.bootstrap, group, inputs)) == sent
+    assert "wrote the state windows before stopping" in worker.log_tail(200)
+    stored = app.stored()
+    assert set(stored) == {lead.encode() for lead in ids}
+    assert all(orjson.loads(v)["events_seen"] == 2 for v in stored.values())
+    ends = app.end_offsets()  # the changelog holds each lead's state too
+    assert sum(ends.values()) == len(ids)
