@@ -720,10 +720,17 @@ def main(argv: list[str] | None = None) -> int:
                 spy.wait(timeout=30)
             time.sleep(0.5)
             rss_loaded = worker.rss_kib()
-            per_100k = (rss_loaded - rss_ready) / 1024 * 100_000 / max(active, 1)
+            grown_mib = (rss_loaded - rss_ready) / 1024
+            # A small run's leads can weigh less than what the worker frees after its
+            # start (fetch buffers, the preload): then there is no figure to scale up.
+            memory = (
+                f"{grown_mib * 100_000 / max(active, 1):.0f} MiB per 100k leads"
+                if grown_mib > 0
+                else f"not measurable at this size (RSS {grown_mib:+.0f} MiB)"
+            )
             say(
                 f"memory: RSS {rss_ready / 1024:.0f} MiB at ready, {rss_loaded / 1024:.0f} MiB "
-                f"after {active} leads -> {per_100k:.0f} MiB per 100k leads"
+                f"after {active} leads -> {memory}"
             )
             # What the broker and the worker cost with nothing offered (fetch polling,
             # the log cleaner compacting the changelog the backlog wrote, ...).
@@ -797,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for workload, offered, point in lat_points
         ),
-        (f"memory (RSS growth, {active:,} leads)", f"{per_100k:.0f} MiB per 100k leads", ""),
+        (f"memory (RSS growth, {active:,} leads)", memory, ""),
         *(
             [(f"recovery of {rec_leads:,} leads (empty data dir)", f"{rec_s:.1f} s", "1M <= 60 s")]
             if "recovery" not in skip
