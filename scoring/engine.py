@@ -416,13 +416,18 @@ def _cap_admit(state: LeadState, model: ScoringModel, rule: Rule, t: float, eid:
                 del wins[old]  # every event of that window would be late now
         wins[w] = [(t, eid)]
         return True
+    # A changed window gets a new list, the old one is never changed in place:
+    # LeadState.copy shares these lists (copying them was half a hot lead's copy).
     if len(counted) < rule.cap_count:
+        counted = counted[:]
         insort(counted, (t, eid))
+        wins[w] = counted
         return True
     last = counted[-1]
     if (t, eid) < last:
-        counted.pop()
+        counted = counted[:-1]
         insort(counted, (t, eid))
+        wins[w] = counted
         _add(state, rule, -rule.points, last[0])
         return True
     return False

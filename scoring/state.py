@@ -160,7 +160,9 @@ class LeadState:
         s.disqualifier = self.disqualifier
         s.seen_heap = list(self.seen_heap)
         s.seen = dict(self.seen)
-        s.caps = {rid: {w: list(lst) for w, lst in wins.items()} for rid, wins in self.caps.items()}
+        # The window lists are shared: the engine replaces a window's list when it
+        # changes, never mutates it (a hot lead has ~200 of them).
+        s.caps = {rid: dict(wins) for rid, wins in self.caps.items()}
         s.nc_valid = self.nc_valid
         s.next_change = self.next_change
         s.nc_up = self.nc_up
