@@ -148,8 +148,9 @@ class WriteBehind:
         )
 
     def seconds_left(self, now: float) -> float | None:
-        """Until there is work: 0 while a closed window is being written; until the
-        open one is due by age; None when there is nothing to write."""
+        """Until there is work: while a closed window is being written, until its
+        next paced chunk is due (0 unpaced); else until the open one is due by age;
+        None when there is nothing to write."""
         closed = self.closed
         if closed is not None:
             left = len(closed.dirty) + len(closed.claimed)
