@@ -552,14 +552,24 @@ def latency(
 # --------------------------------------------------------------------------- recovery
 
 
-def py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
-    """Attach py-spy (installed next to this Python, for profiling only) to ``pid``."""
+@contextlib.contextmanager
+def py_spy(pid: int, out: str | None) -> Iterator[None]:
+    """Within ``with``: py-spy (installed next to this Python, for profiling only)
+    records ``pid`` into ``out`` as collapsed stacks; nothing when ``out`` is None."""
+    if out is None:
+        yield
+        return
     exe = str(Path(sys.executable).with_name("py-spy"))
-    return subprocess.Popen(
+    spy = subprocess.Popen(
         [exe, "record", "-p", str(pid), "-f", "raw", "-o", out, "-r", "200"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        spy.wait(timeout=30)
 
 
 def recovery(bootstrap: str, n_leads: int, tmp: Path, profile: str | None = None) -> float:
@@ -585,13 +595,10 @@ def recovery(bootstrap: str, n_leads: int, tmp: Path, profile: str | None = None
     n = asyncio.run(produce_all(bootstrap, records(), chunk=5000))
     say(f"wrote {n} lead states to {changelog} in {time.perf_counter() - started:.1f}s")
     worker = WorkerProc(bootstrap, topics, app_id, tmp / "rec-data")
-    spy = py_spy(worker.proc.pid, profile) if profile else None
     try:
-        seconds = worker.wait_ready(timeout=400)
+        with py_spy(worker.proc.pid, profile):
+            seconds = worker.wait_ready(timeout=400)
     finally:
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=30)
         worker.stop()
     say(f"recovery of {n_leads:,} leads: ready after {seconds:.1f}s")
     return seconds
@@ -711,13 +718,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ready_s = worker.wait_ready()
             rss_ready = worker.rss_kib()
-            spy = None
-            if args.py_spy:
-                spy = py_spy(worker.proc.pid, args.py_spy)
-            rate, backlog_s = pipeline_throughput(worker, n_events)
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(timeout=30)
+            with py_spy(worker.proc.pid, args.py_spy):
+                rate, backlog_s = pipeline_throughput(worker, n_events)
             time.sleep(0.5)
             rss_loaded = worker.rss_kib()
             grown_mib = (rss_loaded - rss_ready) / 1024
@@ -746,24 +748,18 @@ def main(argv: list[str] | None = None) -> int:
                 points = [("mix", offered) for offered in rates] + [("burst", lat_rate / 2)]
                 for workload, offered in points:
                     target = workload == "mix" and offered == lat_rate
-                    lat_spy = (
-                        py_spy(worker.proc.pid, args.py_spy + ".latency")
-                        if args.py_spy and target
-                        else None
-                    )
-                    result = latency(
-                        worker,
-                        broker.pid if broker is not None else None,
-                        bootstrap,
-                        topics,
-                        offered,
-                        lat_seconds,
-                        workload,
-                        n_leads,
-                    )
-                    if lat_spy is not None:
-                        lat_spy.send_signal(signal.SIGINT)
-                        lat_spy.wait(timeout=30)
+                    profile = args.py_spy + ".latency" if args.py_spy and target else None
+                    with py_spy(worker.proc.pid, profile):
+                        result = latency(
+                            worker,
+                            broker.pid if broker is not None else None,
+                            bootstrap,
+                            topics,
+                            offered,
+                            lat_seconds,
+                            workload,
+                            n_leads,
+                        )
                     lat_points.append((workload, offered, result))
         finally:
             worker.stop()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,10 +87,11 @@ class App(faust.App):
     that. A hook that fails or overruns is logged and the stop goes on.
     """
 
-    stop_hooks: list[tuple[str, Callable[[], Awaitable[None]], float]]
+    #: (name, hook, timeout in seconds), run in order
+    stop_hooks: Sequence[tuple[str, Callable[[], Awaitable[None]], float]] = ()
 
     async def on_stop(self) -> None:
-        for name, hook, timeout_s in getattr(self, "stop_hooks", []):
+        for name, hook, timeout_s in self.stop_hooks:
             try:
                 await asyncio.wait_for(hook(), timeout_s)
             except Exception as exc:  # the stop must go on: at worst events are re-read

@@ -58,13 +58,16 @@ class WriteWindow:
     stored: int = 0
     #: topic-partition -> last offset taken into the window
     last_offsets: dict[Any, int] = field(default_factory=dict)
-    #: perf_counter time the window was closed
-    closed_at: float = 0.0
     #: clock time the window was closed, and over how long its writes are spread
-    paced_from: float = 0.0
+    closed_at: float = 0.0
     pace_s: float = 0.0
     #: states to write when it was closed
     size: int = 0
+
+    @property
+    def left(self) -> int:
+        """States of a closed window still to write."""
+        return len(self.dirty) + len(self.claimed)
 
 
 class WriteBehind:
@@ -153,13 +156,13 @@ class WriteBehind:
         None when there is nothing to write."""
         closed = self.closed
         if closed is not None:
-            left = len(closed.dirty) + len(closed.claimed)
+            left = closed.left
             if not closed.pace_s or not left:
                 return 0.0
             # When the next slice of PACE_CHUNK states is due.
             done = closed.size - left
             target = min(closed.size, done + PACE_CHUNK)
-            return max(0.0, closed.paced_from + closed.pace_s * target / closed.size - now)
+            return max(0.0, closed.closed_at + closed.pace_s * target / closed.size - now)
         window = self.open
         return None if not window.events else max(0.0, window.opened_at + self.max_age_s - now)
 
@@ -182,8 +185,7 @@ class WriteBehind:
         if self.publishing is not None and not self.publishing.done():
             await asyncio.shield(self.publishing)
         window = self.open
-        window.closed_at = time.perf_counter()
-        window.paced_from = now = self._clock()
+        window.closed_at = now = self._clock()
         window.pace_s = self.pace * min(self.max_age_s, max(0.0, now - window.opened_at))
         window.size = len(window.dirty)
         self.closed = window
@@ -197,9 +199,9 @@ class WriteBehind:
             return True
         deadline = time.perf_counter() + (self.slice_s if budget_s is None else budget_s)
         claimed, dirty, encode = closed.claimed, closed.dirty, self._encode
-        quota = len(claimed) + len(dirty)
+        quota = closed.left
         if budget_s is None and closed.pace_s:
-            share = min(1.0, (self._clock() - closed.paced_from) / closed.pace_s)
+            share = min(1.0, (self._clock() - closed.closed_at) / closed.pace_s)
             quota -= math.ceil(closed.size * (1.0 - share))
         ready: list[Write] = []
         while quota > 0:
@@ -242,7 +244,7 @@ class WriteBehind:
 
     async def _complete(self, window: WriteWindow) -> None:
         self._ack(window.generation, window.last_offsets)
-        self._written(window.stored, time.perf_counter() - window.closed_at)
+        self._written(window.stored, self._clock() - window.closed_at)
 
     def discard(self, generation: int) -> int:
         """Drop both windows unwritten (a rebalance); return how many events they held."""

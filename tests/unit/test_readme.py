@@ -1,7 +1,8 @@
+import dataclasses
 import re
 from pathlib import Path
 
-from streams.settings import ENV_VARS
+from streams.settings import ENV_VARS, Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -12,21 +13,18 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert "make test" in first_block
 
 
-def test_settings_table_lists_every_variable_once() -> None:
+def _settings_table() -> str:
     text = README.read_text()
-    table = text.split("<!-- settings-table:start -->")[1].split("<!-- settings-table:end -->")[0]
-    documented = re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.M)
+    return text.split("<!-- settings-table:start -->")[1].split("<!-- settings-table:end -->")[0]
+
+
+def test_settings_table_lists_every_variable_once() -> None:
+    documented = re.findall(r"^\| `([A-Z_]+)` \|", _settings_table(), flags=re.M)
     assert sorted(documented) == sorted(ENV_VARS.values())
 
 
 def test_settings_table_states_the_numeric_defaults() -> None:
-    import dataclasses
-
-    from streams.settings import Settings
-
-    text = README.read_text()
-    table = text.split("<!-- settings-table:start -->")[1].split("<!-- settings-table:end -->")[0]
-    documented = dict(re.findall(r"^\| `([A-Z_]+)` \| `([^`]*)` \|", table, flags=re.M))
+    documented = dict(re.findall(r"^\| `([A-Z_]+)` \| `([^`]*)` \|", _settings_table(), re.M))
     fields = {f.name: f for f in dataclasses.fields(Settings)}
     checked = 0
     for name, env in ENV_VARS.items():
