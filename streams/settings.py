@@ -79,7 +79,8 @@ class Settings:
         default=0.01, metadata={"env": "LEADSTREAM_FETCH_MAX_WAIT_SECONDS"}
     )
     #: Lead states are written (table + changelog), and offsets acked, once per
-    #: window of this many events or this many seconds, whichever comes first.
+    #: window of this many events or this many seconds, whichever comes first (by
+    #: age only once the previous window is written: a loaded worker does not stall).
     flush_events: int = field(default=50_000, metadata={"env": "LEADSTREAM_FLUSH_EVENTS"})
     flush_interval_s: float = field(
         default=2.0, metadata={"env": "LEADSTREAM_FLUSH_INTERVAL_SECONDS"}

@@ -185,6 +185,25 @@ async def test_due_by_events_or_age_and_waits_while_a_window_is_open() -> None:
     assert r.wb.seconds_left(100.2) == 0.0  # a closed window is work to do now
 
 
+async def test_a_window_past_its_age_waits_for_the_last_one_to_be_written() -> None:
+    r = Recorder(max_events=3, max_age_s=1.0, slice_s=0.01, pace=0.5)
+    r.batch({"a": lead("a", 1), "b": lead("b", 1)}, offset=1, now=0.0)
+    r.now = 1.0
+    await r.wb.close()  # written over 0.5 s from now
+    r.batch({"c": lead("c", 1)}, offset=2, now=1.0)
+    r.now = 2.5
+    assert not r.wb.due(2.5)  # by age, but the window before is not written yet
+    r.gate.clear()  # the changelog holds the publication back
+    assert await r.wb.work() is True and r.wb.closed is None
+    assert not r.wb.due(2.5)  # written, not yet published
+    assert r.wb.seconds_left(2.5) == 0.01  # polls, does not spin
+    r.batch({"d": lead("d", 1), "e": lead("e", 1)}, offset=3, now=2.5)
+    assert r.wb.due(2.5)  # max_events closes it regardless
+    r.gate.set()
+    await r.settle()
+    assert r.wb.due(2.5) and r.acks == [(-1, {("t", 0): 1})]
+
+
 async def test_a_rebalance_discards_both_windows_unacked() -> None:
     r = Recorder()
     r.batch({"a": lead("a", 1)}, offset=1)
