@@ -63,6 +63,8 @@ class WriteWindow:
     pace_s: float = 0.0
     #: states to write when it was closed
     size: int = 0
+    #: chunks owed to ``claimed`` (its share of what is left, accumulated per chunk)
+    claim_credit: float = 0.0
 
     @property
     def left(self) -> int:
@@ -223,7 +225,21 @@ class WriteBehind:
             quota -= math.ceil(closed.size * (1.0 - share))
         ready: list[Write] = []
         while quota > 0:
-            source = claimed or dirty
+            # Claimed states are the leads the new window touched first, the hot and
+            # largest ones (twice the cost of an average state): taken in proportion
+            # to what is left, not first, so their cost spreads over the pace instead
+            # of doubling the writes' CPU in the 200 ms after a close (bench trace).
+            if not dirty:
+                source = claimed
+            elif claimed:
+                closed.claim_credit += len(claimed) / (len(claimed) + len(dirty))
+                if closed.claim_credit >= 1.0:
+                    closed.claim_credit -= 1.0
+                    source = claimed
+                else:
+                    source = dirty
+            else:
+                source = dirty
             if not source:
                 break
             n = min(PACE_CHUNK, len(source), quota)

@@ -235,6 +235,25 @@ async def test_a_paced_window_is_written_evenly_over_its_share_of_the_window() -
     assert r.acks == [(-1, {("t", 0): 9})]
 
 
+async def test_claimed_states_are_spread_over_the_pace_not_written_first() -> None:
+    r = Recorder(max_age_s=1.0, pace=0.5)
+    r.batch({f"l{i}": lead(f"l{i}", i) for i in range(320)}, offset=9, now=0.0)
+    r.now = 1.0
+    await r.wb.close()
+    hot = {f"l{i}".encode() for i in range(0, 320, 5)}  # a new batch touches 64 of them
+    for key in hot:
+        r.wb.claim(key.decode())
+    r.now = 1.125  # a quarter of the pace: 80 states
+    await r.wb.work()
+    first = [w[0] for w in r.stored]
+    assert len(first) == 80
+    assert 8 <= sum(key in hot for key in first) <= 32  # about their share (16), not 64
+    r.now = 1.5
+    await r.settle()
+    assert {w[0] for w in r.stored} == {f"l{i}".encode() for i in range(320)}
+    assert len(r.stored) == 320
+
+
 async def test_a_claimed_state_is_written_as_it_was_before_the_batch() -> None:
     r = Recorder(max_age_s=1.0, pace=0.5)
     a = lead("a", 3)
