@@ -13,13 +13,14 @@ large), and events would wait behind it. So a due window is *closed*, and encode
 stored in slices between the batches that follow while a new window fills, paced
 evenly over most of the time the window was open rather than as fast as possible (a
 burst of writes after each close starved the batches: latency spikes at every window
-in the bench). Each slice is published to the changelog by a background task as
-soon as it is stored (a producer waits a broker round trip whenever a partition's
-previous batch is still in flight; the agent must not). A last task acks the window
-once all its slices are handed over; publications run one at a time, in order, so a
-lead's records keep their order. The closed window's states must be its own: before
-a batch changes a lead the closed window has not written yet, :meth:`WriteBehind.claim`
-copies it.
+in the bench). A window due by age waits until the one before it is written, rather
+than the loop stalling to finish it. Each slice is published to the changelog by a
+background task as soon as it is stored (a producer waits a broker round trip
+whenever a partition's previous batch is still in flight; the agent must not). A last
+task acks the window once all its slices are handed over; publications run one at a
+time, in order, so a lead's records keep their order. The closed window's states
+must be its own: before a batch changes a lead the closed window has not written
+yet, :meth:`WriteBehind.claim` copies it.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ class WriteBehind:
 
         A writer that fell behind (a loaded worker) lets the open window grow rather
         than finishing the last one at once in :meth:`close`: that burst stalled the
-        loop for 100-250 ms at each close (bench, 15k events/s). A longer window also
+        loop for up to 240 ms at a close (bench trace, 15k events/s). A longer window also
         writes each hot lead less often, which is how the writer catches up."""
         window = self.open
         if not window.events:
@@ -228,10 +229,8 @@ class WriteBehind:
             # Claimed states are the leads the new window touched first, the hot and
             # largest ones (twice the cost of an average state): taken in proportion
             # to what is left, not first, so their cost spreads over the pace instead
-            # of doubling the writes' CPU in the 200 ms after a close (bench trace).
-            if not dirty:
-                source = claimed
-            elif claimed:
+            # of doubling the writes' CPU in the 300 ms after a close (bench trace).
+            if claimed and dirty:
                 closed.claim_credit += len(claimed) / (len(claimed) + len(dirty))
                 if closed.claim_credit >= 1.0:
                     closed.claim_credit -= 1.0
@@ -239,7 +238,7 @@ class WriteBehind:
                 else:
                     source = dirty
             else:
-                source = dirty
+                source = claimed or dirty
             if not source:
                 break
             n = min(PACE_CHUNK, len(source), quota)
