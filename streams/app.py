@@ -352,8 +352,8 @@ def create_app(
         if generation != writer.open.generation:
             discarded = writer.discard(generation)
             if discarded:
-                # A rebalance revoked everything since the windows opened: none of it
-                # was acked, the partitions' owners read it again.
+                # A rebalance came and writing the windows at its revoke failed or
+                # overran: none of it was acked, the partitions' owners read it again.
                 metrics.discarded.inc(discarded)
                 cache.clear()
         return flow.is_active()
@@ -361,14 +361,13 @@ def create_app(
     # Between two batches (never inside one), a graceful stop writes both windows and
     # acks them before Faust commits and closes the table, so a restart or rolling
     # deploy re-reads nothing: with 2 s windows that would be ~4 s of events and
-    # their stage changes sent again.
+    # their stage changes sent again. A rebalance does the same before the revoked
+    # partitions move, so their next owners start where this worker stopped.
     scoring_turn = asyncio.Lock()
     stopping = False
 
-    async def write_windows_on_stop() -> None:
-        nonlocal stopping
+    async def write_windows(before: str) -> None:
         async with scoring_turn:
-            stopping = True
             if not sync_generation() or not writer.pending_events:
                 return
             started = time.perf_counter()
@@ -378,11 +377,22 @@ def create_app(
             if writer.publishing is not None:
                 await writer.publishing  # the last step acks the window
             log.info(
-                "leadstream: wrote the state windows before stopping in %.2fs",
+                "leadstream: wrote the state windows before %s in %.2fs",
+                before,
                 time.perf_counter() - started,
             )
 
+    async def write_windows_on_stop() -> None:
+        nonlocal stopping
+        stopping = True  # the agent skips what it takes from now on: see score()
+        await write_windows("stopping")
+
+    async def write_windows_on_revoke() -> None:
+        await write_windows("the rebalance")
+
     app.stop_hooks = [("writing state windows", write_windows_on_stop, settings.stop_timeout_s / 2)]
+    # The same bound as at a stop: what writing both windows may take.
+    intake.before_revoke(write_windows_on_revoke, settings.stop_timeout_s / 2)
 
     @table.on_recover
     async def rebuild_schedule() -> None:

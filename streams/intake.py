@@ -19,11 +19,14 @@ Kept from Faust's loop, per batch instead of per record:
   partition's next owner reads them again);
 - acks: :meth:`Intake.ack` marks a partition's offsets up to the last record of a
   flushed batch as acked, in the consumer's own structures, so Faust's commit loop
-  commits them exactly as it would acked events.
+  commits them exactly as it would acked events;
+- the commit at a rebalance: :meth:`Intake.before_revoke` runs the agent's hook and
+  commits before Faust forgets the revoked partitions' acks.
 
 Everything here leans on Faust internals (``_drain_messages``, ``_wait_next_records``,
-``_read_offset``, ``_acked``, ``_acked_index``, ``_committed_offset``, and the
-consumer thread's ``_create_consumer``);
+``_read_offset``, ``_acked``, ``_acked_index``, ``_committed_offset``, the
+consumer thread's ``_create_consumer``, and ``on_partitions_revoked`` as the thread
+calls it);
 faust-streaming is pinned to <0.16 for that reason and the
 integration suite is what catches a break.
 """
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +92,32 @@ class Intake:
             return client
 
         thread._create_consumer = create_consumer
+
+    def before_revoke(self, hook: Callable[[], Awaitable[None]], timeout_s: float) -> None:
+        """Run ``hook`` (for at most ``timeout_s``) when a rebalance starts to revoke
+        partitions, then commit.
+
+        Faust forgets a revoked partition's acks before its own revoke handling
+        commits, so offsets the hook acks must be committed here, while the group
+        generation they belong to is still current. A hook or commit that fails is
+        logged and the rebalance goes on: at worst the next owner reads the events
+        again, as it would without the hook.
+        """
+        consumer = self.consumer
+        revoke = consumer.on_partitions_revoked
+
+        async def on_partitions_revoked(revoked: set[Any]) -> None:
+            if not self.app.should_stop:  # stopping has its own hook (App.stop_hooks)
+                try:
+                    await asyncio.wait_for(hook(), timeout_s)
+                    # A commit in flight may predate the hook's acks: let it end first.
+                    await consumer.maybe_wait_for_commit_to_finish()
+                    await consumer.commit()
+                except Exception as exc:  # includes the timeout
+                    log.warning("leadstream: work before the rebalance failed: %r", exc)
+            await revoke(revoked)
+
+        consumer.on_partitions_revoked = on_partitions_revoked
 
     @property
     def generation(self) -> int:

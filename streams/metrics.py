@@ -99,7 +99,8 @@ class Metrics:
             discarded=Counter(
                 "leadstream_events_discarded",
                 "Events scored but not acked because a rebalance came before their "
-                "window was written; the partition's owner reads them again.",
+                "window was written (the write at the revoke failed or overran); the "
+                "partition's owner reads them again.",
                 registry=reg,
             ),
             gc_pause=Histogram(

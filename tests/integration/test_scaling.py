@@ -60,3 +60,78 @@ def test_rebalance_keeps_timers_and_any_worker_answers(
     finally:
         assert second.stop() == 0, second.log_tail()
         assert first.stop() == 0, first.log_tail()
+
+
+def test_a_rebalance_writes_and_commits_the_open_windows_first(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Events scored before a rebalance are not scored again after it.
+
+    Windows that never close by age keep every event of the first phase in the open
+    window when the second worker joins. Unless the first worker writes and commits
+    that window as its partitions are revoked, the partitions' owners read those
+    events again and publish each lead's first stage change a second time.
+    """
+    topics = Topics(f"rvk-{uuid.uuid4().hex[:8]}")
+    leads = [f"lead-{uuid.uuid4().hex[:8]}" for _ in range(8)]
+    long_windows = {"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "600"}
+    workers = [
+        Worker(
+            kafka_bootstrap,
+            topics,
+            tmp_path / name,
+            model_path=FAST_MODEL,
+            partitions=4,
+            extra_env=long_windows,
+        )
+        for name in ("a", "b")
+    ]
+    first, second = workers
+    qualified = TopicReader(kafka_bootstrap, topics.qualified)
+    first.start()
+    try:
+        first.wait_ready()
+        at = time.time()
+        # 40 points that never decay: cold -> warm.
+        send(
+            first,
+            [
+                ("webinar", event("webinar", x, f"{x}-w", at, action="attended", webinar_id="w"))
+                for x in leads
+            ],
+        )
+        qualified.wait_for(
+            lambda ms: all(for_lead(ms, x) for x in leads), timeout=60, what="cold -> warm"
+        )
+        second.start()
+        second.wait_ready()
+        poll(lambda: first.get("/ready")[0] == 200, timeout=60, what="first worker ready again")
+        owners = first.get_json("/router/")[1]
+        changelog = f"{topics.prefix}-app-leads-changelog"
+        assert len([h for h, p in owners.items() if p.get(changelog)]) == 2, owners
+
+        # Per lead, the marker's stage change comes after any second reading of the
+        # first event: same input partition, same owner, same output partition.
+        send(
+            first,
+            [
+                (
+                    "email",
+                    event("email", x, f"{x}-u", at + 1, action="unsubscribe", campaign_id="c"),
+                )
+                for x in leads
+            ],
+        )
+        got = qualified.wait_for(
+            lambda ms: all(
+                any(m["to_stage"] == "disqualified" for m in for_lead(ms, x)) for x in leads
+            ),
+            timeout=60,
+            what="every lead's unsubscribe",
+        )
+        for lead in leads:
+            changes = [(c["from_stage"], c["to_stage"]) for c in for_lead(got, lead)]
+            assert changes == [("cold", "warm"), ("warm", "disqualified")], (lead, changes)
+    finally:
+        assert second.stop() == 0, second.log_tail()
+        assert first.stop() == 0, first.log_tail()

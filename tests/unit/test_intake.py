@@ -88,3 +88,59 @@ def test_the_workers_consumer_fetches_with_the_configured_wait(tmp_path: Path) -
         assert asyncio.run(fetch_settings()) == (250, FETCH_MIN_BYTES)
     finally:
         close_app_loops(ls.app)
+
+
+class RevokingConsumer(SimpleNamespace):
+    """What before_revoke uses of Faust's consumer; it records the order of calls."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__(_committed_offset=defaultdict(lambda: None))
+        self.calls = calls
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        self.calls.append(f"faust forgets {sorted(revoked)}")
+
+    async def maybe_wait_for_commit_to_finish(self) -> bool:
+        self.calls.append("wait for a commit in flight")
+        return False
+
+    async def commit(self) -> bool:
+        self.calls.append("commit")
+        return True
+
+
+def revoke_with(hook_step: str, *, should_stop: bool = False) -> list[str]:
+    calls: list[str] = []
+    consumer = RevokingConsumer(calls)
+    app = SimpleNamespace(consumer=consumer, consumer_generation_id=1, should_stop=should_stop)
+    it = Intake(app, ["web"])
+
+    async def hook() -> None:
+        if hook_step == "fail":
+            raise RuntimeError("no broker")
+        if hook_step == "hang":
+            await asyncio.Event().wait()
+        calls.append("hook")
+
+    it.before_revoke(hook, timeout_s=0.05)
+    asyncio.run(consumer.on_partitions_revoked({TP}))
+    return calls
+
+
+def test_before_a_revoke_the_hook_runs_then_its_acks_are_committed() -> None:
+    assert revoke_with("write") == [
+        "hook",
+        "wait for a commit in flight",
+        "commit",
+        f"faust forgets {[TP]}",
+    ]
+
+
+def test_a_failing_or_hanging_hook_does_not_stop_the_rebalance() -> None:
+    forgets = f"faust forgets {[TP]}"
+    assert revoke_with("fail") == [forgets]
+    assert revoke_with("hang") == [forgets]
+
+
+def test_no_hook_while_stopping_the_stop_hook_wrote_the_windows() -> None:
+    assert revoke_with("write", should_stop=True) == [f"faust forgets {[TP]}"]
