@@ -17,7 +17,9 @@ uniquely-named input topics (4 partitions, keyed by lead id):
   quarter of it, a burst of new leads that each qualify (every event creates or
   changes a lead's stage); with the CPU share of the worker, the broker and this
   generator at each point, and with nothing offered;
-- memory: worker RSS growth per 100k active leads;
+- memory: worker RSS after the backlog, and its growth per 100k leads when, at the
+  end, leads never seen before arrive (what sizing needs: the fixed part, buffers
+  and RocksDB memtables, is paid by then);
 - recovery: seconds until a fresh worker (empty data dir) is ready over a changelog
   holding R lead states.
 
@@ -61,6 +63,8 @@ from streams.workload import EventFactory, generate_events, great_fit_persona, s
 REPO = Path(__file__).resolve().parent.parent
 PARTITIONS = 4
 KIND_TOPIC = {"web": "web", "email": "email", "webinar": "webinar", "profile": "profiles"}
+#: Number of the first lead of the memory phase: far above any backlog's leads.
+NEW_LEADS_FIRST = 10_000_000
 
 
 def say(msg: str) -> None:
@@ -110,14 +114,27 @@ async def produce_all(
     return n
 
 
-def preload(bootstrap: str, topics: Topics, n_events: int, n_leads: int) -> int:
+def preload(
+    bootstrap: str,
+    topics: Topics,
+    n_events: int,
+    n_leads: int,
+    *,
+    seed: int = 42,
+    first_lead: int = 1,
+) -> int:
     """Produce the workload; return the number of distinct leads."""
     leads: set[str] = set()
     now = time.time()
 
     def records() -> Iterator[tuple[str, bytes, bytes, int | None]]:
         for kind, lead, value in generate_events(
-            n_events=n_events, n_leads=n_leads, seed=42, start=now - 3 * 86400, span_s=2 * 86400
+            n_events=n_events,
+            n_leads=n_leads,
+            seed=seed,
+            start=now - 3 * 86400,
+            span_s=2 * 86400,
+            first_lead=first_lead,
         ):
             leads.add(lead)
             yield topics.names[KIND_TOPIC[kind]], lead.encode(), value, None
@@ -312,6 +329,37 @@ def pipeline_throughput(worker: WorkerProc, n_events: int) -> tuple[float, float
     rate = (n_hi - n_lo) / (t_hi - t_lo)
     say(f"pipeline: {rate:,.0f} events/s sustained; backlog done {total:.1f}s after start")
     return rate, total
+
+
+def wait_events_done(worker: WorkerProc, n: int, timeout: float = 420.0) -> None:
+    """Poll the worker's counters until it has consumed ``n`` events in all."""
+    deadline = time.monotonic() + timeout
+    while (done := worker.events_done()) < n:
+        worker.alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker consumed only {done} of {n} events")
+        time.sleep(0.1)
+
+
+def marginal_memory(
+    worker: WorkerProc, bootstrap: str, topics: Topics, n_leads: int
+) -> tuple[float, int]:
+    """MiB of RSS per 100k leads the worker had never seen, and how many there were.
+
+    The backlog's mix over ``n_leads`` new lead numbers, three events per number: the
+    Zipf draw leaves some numbers out, so the leads that did arrive are counted.
+    """
+    rss_before = worker.rss_kib()
+    done_before = worker.events_done()
+    new_leads = preload(
+        bootstrap, topics, 3 * n_leads, n_leads, seed=44, first_lead=NEW_LEADS_FIRST
+    )
+    wait_events_done(worker, done_before + 3 * n_leads)
+    time.sleep(0.5)  # as after the backlog: the last batch's window write starts
+    grown_mib = (worker.rss_kib() - rss_before) / 1024
+    per_100k = grown_mib * 100_000 / max(new_leads, 1)
+    say(f"memory: +{grown_mib:.0f} MiB for {new_leads} new leads -> {per_100k:.0f} MiB per 100k")
+    return per_100k, new_leads
 
 
 # ---------------------------------------------------------------------------- latency
@@ -679,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
         help="profile the worker (collapsed stacks): backlog to OUT, the target latency "
         "point to OUT.latency, recovery to OUT.recovery",
     )
-    parser.add_argument("--skip", default="", help="comma list of: naive,latency,recovery")
+    parser.add_argument("--skip", default="", help="comma list of: naive,latency,memory,recovery")
     args = parser.parse_args(argv)
     # A SIGTERM (timeout, pkill) unwinds like Ctrl-C, so the finally blocks stop the
     # workers and the broker instead of leaving them running.
@@ -725,10 +773,10 @@ def main(argv: list[str] | None = None) -> int:
             grown_mib = (rss_loaded - rss_ready) / 1024
             # A small run's leads can weigh less than what the worker frees after its
             # start (fetch buffers, the preload): then there is no figure to scale up.
-            memory = (
-                f"{grown_mib * 100_000 / max(active, 1):.0f} MiB per 100k leads"
+            memory = f"{rss_ready / 1024:.0f} -> {rss_loaded / 1024:.0f} MiB" + (
+                f" ({grown_mib * 100_000 / max(active, 1):.0f} MiB per 100k leads)"
                 if grown_mib > 0
-                else f"not measurable at this size (RSS {grown_mib:+.0f} MiB)"
+                else " (not measurable at this size)"
             )
             say(
                 f"memory: RSS {rss_ready / 1024:.0f} MiB at ready, {rss_loaded / 1024:.0f} MiB "
@@ -761,6 +809,11 @@ def main(argv: list[str] | None = None) -> int:
                             n_leads,
                         )
                     lat_points.append((workload, offered, result))
+            marginal = (
+                None
+                if "memory" in skip
+                else marginal_memory(worker, bootstrap, topics, 20_000 if quick else 100_000)
+            )
         finally:
             worker.stop()
         rec_s = (
@@ -800,7 +853,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             for workload, offered, point in lat_points
         ),
-        (f"memory (RSS growth, {active:,} leads)", memory, ""),
+        (f"memory: RSS at ready -> after the backlog ({active:,} leads)", memory, ""),
+        *(
+            [
+                (
+                    f"memory: RSS per 100k more leads, after the backlog ({marginal[1]:,} new)",
+                    f"{marginal[0]:.0f} MiB",
+                    "stated",
+                )
+            ]
+            if marginal is not None
+            else []
+        ),
         *(
             [(f"recovery of {rec_leads:,} leads (empty data dir)", f"{rec_s:.1f} s", "1M <= 60 s")]
             if "recovery" not in skip

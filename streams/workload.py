@@ -447,8 +447,12 @@ def generate_events(
     profile_ratio: float = 0.02,
     out_of_order: float = 0.05,
     duplicates: float = 0.01,
+    first_lead: int = 1,
 ) -> Iterator[tuple[str, str, bytes]]:
     """``n_events`` messages ``(kind, lead_id, value)`` with times in ``[start, start+span_s]``.
+
+    Leads are numbered from ``first_lead``: another range gives leads no other call
+    with the same ``n_leads`` has made.
 
     Event times rise through the span; ``out_of_order`` of them arrive late (their time
     is at least two slots before their position), ``duplicates`` are exact re-sends of
@@ -462,7 +466,7 @@ def generate_events(
     kind_cum = _kind_cum(mix, profile_ratio)
     rng = random.Random(seed)
     factory = EventFactory(rng, seed)
-    next_lead = ZipfLeads(rng, n_leads, zipf_s)
+    next_lead = ZipfLeads(rng, n_leads, zipf_s, first=first_lead)
     gap = span_s / n_events if n_events else 0.0
     max_lag = max(2 * gap, min(span_s * 0.02, 900.0))
     recent: list[tuple[str, str, bytes]] = []
