@@ -61,6 +61,8 @@ WRITE_SLICE_S = 0.005
 WRITE_PACE = 0.8
 #: Changelog records applied to RocksDB per write batch during recovery.
 RECOVERY_BUFFER_SIZE = 10_000
+#: Memtables per partition's RocksDB (see Settings.rocksdb_write_buffer_mib).
+ROCKSDB_WRITE_BUFFERS = 3
 
 
 def internal_topics(settings: Settings) -> tuple[str, str]:
@@ -176,6 +178,11 @@ def create_app(
         value_type=bytes,
         help="Per-lead scoring state (orjson of scoring.LeadState.to_dict()).",
         recovery_buffer_size=RECOVERY_BUFFER_SIZE,
+        options={  # RocksDB's, per partition (ignored by memory://)
+            "write_buffer_size": settings.rocksdb_write_buffer_mib << 20,
+            "max_write_buffer_number": ROCKSDB_WRITE_BUFFERS,
+            "block_cache_size": settings.rocksdb_block_cache_mib << 20,
+        },
     )
     partitioner = Partitioner(settings.partitions)
     pipeline = Pipeline(

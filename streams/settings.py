@@ -52,6 +52,16 @@ class Settings:
     #: so one lead's events, its state and its timers share a partition number.
     partitions: int = field(default=4, metadata={"env": "LEADSTREAM_PARTITIONS"})
     store: str = field(default="rocksdb://", metadata={"env": "LEADSTREAM_STORE"})
+    #: RocksDB memory per partition's database (rocksdb://): up to 3 memtables of
+    #: this size, and a block cache for states read back from disk. Kafka Streams'
+    #: defaults; Faust's own (3 x 64 MiB and a 2 GiB cache) grow with the partitions a
+    #: worker owns until they meet a container's memory limit.
+    rocksdb_write_buffer_mib: int = field(
+        default=16, metadata={"env": "LEADSTREAM_ROCKSDB_WRITE_BUFFER_MIB"}
+    )
+    rocksdb_block_cache_mib: int = field(
+        default=50, metadata={"env": "LEADSTREAM_ROCKSDB_BLOCK_CACHE_MIB"}
+    )
     data_dir: str = field(default="var/leadstream", metadata={"env": "LEADSTREAM_DATA_DIR"})
     web_host: str = field(default="127.0.0.1", metadata={"env": "LEADSTREAM_WEB_HOST"})
     web_port: int = field(default=6066, metadata={"env": "LEADSTREAM_WEB_PORT"})
@@ -148,6 +158,8 @@ class Settings:
             "flush_interval_s",
             "fetch_max_wait_s",
             "stop_timeout_s",
+            "rocksdb_write_buffer_mib",
+            "rocksdb_block_cache_mib",
         )
         for name in positive:
             if getattr(self, name) <= 0:

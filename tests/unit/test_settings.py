@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import pytest
 
 from streams.settings import ENV_VARS, Settings, SettingsError
+from tests.support import close_app_loops
 
 
 def test_defaults_need_no_environment() -> None:
@@ -79,3 +82,24 @@ def test_topic_roles_and_their_environment_come_from_settings() -> None:
     s = Settings.from_env(topic_env(renamed))
     assert s.input_topics == tuple(renamed[r] for r in ("web", "email", "webinar", "profiles"))
     assert (s.topic_qualified, s.topic_dlq) == (renamed["qualified"], renamed["dlq"])
+
+
+def test_rocksdb_memory_settings_reach_each_partitions_database(tmp_path: Path) -> None:
+    from streams.app import ROCKSDB_WRITE_BUFFERS, create_app
+
+    settings = Settings.from_env(
+        {"LEADSTREAM_ROCKSDB_WRITE_BUFFER_MIB": "4", "LEADSTREAM_ROCKSDB_BLOCK_CACHE_MIB": "8"},
+        app_id="rocksdb-unit",
+        data_dir=str(tmp_path),
+        store="rocksdb://",
+    )
+    ls = create_app(settings)
+    try:
+        options = ls.table.data.rocksdb_options  # what opens every partition's database
+        assert (
+            options.write_buffer_size,
+            options.max_write_buffer_number,
+            options.block_cache_size,
+        ) == (4 << 20, ROCKSDB_WRITE_BUFFERS, 8 << 20)
+    finally:
+        close_app_loops(ls.app)
