@@ -47,8 +47,6 @@ from streams.window import Write, WriteBehind
 
 log = logging.getLogger("leadstream")
 
-#: Decoded states kept in memory in front of the table (hot leads skip a decode).
-STATE_CACHE_LIMIT = 200_000
 #: How often consumer lag and the lead gauge are refreshed.
 LAG_INTERVAL_S = 5.0
 #: A fetch returns once it holds this much, or after the fetch wait setting (see
@@ -216,10 +214,11 @@ def create_app(
     def written(states: int, seconds: float) -> None:
         metrics.state_writes.inc(states)
         metrics.flush_duration.observe(seconds)
-        if len(cache) > STATE_CACHE_LIMIT:
+        if len(cache) > settings.state_cache_leads:
             # Every state outside the open window is written: those may go.
             for lead_id in [k for k in cache if not writer.is_dirty(k)]:
                 del cache[lead_id]
+        metrics.state_cache.set(len(cache))
 
     async def publish(writes: list[Write]) -> None:
         try:

@@ -35,6 +35,7 @@ class Metrics:
     consumer_lag: Gauge
     leads: Gauge
     scheduled: Gauge
+    state_cache: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -125,6 +126,12 @@ class Metrics:
             scheduled=Gauge(
                 "leadstream_decay_scheduled",
                 "Leads with a pending decay-driven stage change on this worker.",
+                registry=reg,
+            ),
+            state_cache=Gauge(
+                "leadstream_state_cache_leads",
+                "Decoded lead states held in memory, as of the last window write "
+                "(bounded by LEADSTREAM_STATE_CACHE_LEADS).",
                 registry=reg,
             ),
         )

@@ -320,3 +320,61 @@ def _epoch(stamp: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(stamp).timestamp()
+
+
+def gauge(worker: Worker, name: str) -> float:
+    body = worker.get("/metrics")[1].decode()
+    line = next(x for x in body.splitlines() if x.startswith(name + " "))
+    return float(line.split()[1])
+
+
+def test_states_dropped_from_memory_are_read_back_from_the_store(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """With room for one decoded state, a lead's second event must find its first
+    event's state in RocksDB: scores add up instead of starting again."""
+    w = Worker(
+        kafka_bootstrap,
+        Topics(f"cch-{uuid.uuid4().hex[:8]}"),
+        tmp_path,
+        model_path=FAST_MODEL,
+        extra_env={
+            "LEADSTREAM_STATE_CACHE_LEADS": "1",
+            "LEADSTREAM_FLUSH_INTERVAL_SECONDS": "0.2",
+        },
+    ).start()
+    try:
+        w.wait_ready()
+        lead, others = new_lead(), [new_lead() for _ in range(3)]
+        at = time.time() - 30
+
+        def webinar(x: str, n: int) -> tuple[str, dict[str, Any]]:
+            return (
+                "webinar",
+                event("webinar", x, f"{x}-w{n}", at + n, action="attended", webinar_id=f"w{n}"),
+            )
+
+        def written(n: int) -> None:
+            poll(
+                lambda: gauge(w, "leadstream_state_writes_total") >= n,
+                timeout=30,
+                what=f"{n} states written",
+            )
+
+        send(w, [webinar(lead, 1)])
+        written(1)
+        assert gauge(w, "leadstream_state_cache_leads") == 1  # within the limit: kept
+        send(w, [webinar(x, 1) for x in others])
+        for x in others:
+            wait_lead(w, x, lambda v: v["events_seen"] == 1, "the other leads' events")
+        # The first write past the limit dropped every written state, the lead's
+        # among them; one more may be held if the others came in two windows.
+        written(4)
+        assert gauge(w, "leadstream_state_cache_leads") <= 1
+
+        send(w, [webinar(lead, 2), ("profiles", good_fit_profile(lead, f"{lead}-p", at + 3))])
+        view = wait_lead(w, lead, lambda v: v["fit_score"] > 0, "the profile after the event")
+        assert view["events_seen"] == 3
+        assert view["score"] == pytest.approx(80.0)
+    finally:
+        assert w.stop() == 0, w.log_tail()
