@@ -343,8 +343,9 @@ def wait_events_done(worker: WorkerProc, n: int, timeout: float = 420.0) -> None
 
 def marginal_memory(
     worker: WorkerProc, bootstrap: str, topics: Topics, n_leads: int
-) -> tuple[float, int]:
-    """MiB of RSS per 100k leads the worker had never seen, and how many there were.
+) -> tuple[str, int]:
+    """RSS per 100k leads the worker had never seen (as a table cell), and how many
+    such leads arrived.
 
     The backlog's mix over ``n_leads`` new lead numbers, three events per number: the
     Zipf draw leaves some numbers out, so the leads that did arrive are counted.
@@ -357,9 +358,14 @@ def marginal_memory(
     wait_events_done(worker, done_before + 3 * n_leads)
     time.sleep(0.5)  # as after the backlog: the last batch's window write starts
     grown_mib = (worker.rss_kib() - rss_before) / 1024
-    per_100k = grown_mib * 100_000 / max(new_leads, 1)
-    say(f"memory: +{grown_mib:.0f} MiB for {new_leads} new leads -> {per_100k:.0f} MiB per 100k")
-    return per_100k, new_leads
+    say(f"memory: {grown_mib:+.0f} MiB for {new_leads} new leads")
+    # A few thousand leads can weigh less than what the allocator hands back meanwhile.
+    cell = (
+        f"{grown_mib * 100_000 / max(new_leads, 1):.0f} MiB"
+        if grown_mib > 0
+        else f"not measurable at this size (RSS {grown_mib:+.0f} MiB)"
+    )
+    return cell, new_leads
 
 
 # ---------------------------------------------------------------------------- latency
@@ -715,6 +721,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leads", type=int, help="distinct leads in the backlog (default 50000)")
     parser.add_argument("--recovery-leads", type=int, help="lead states to recover (1000000)")
     parser.add_argument("--naive-events", type=int, help="events the naive agent handles")
+    parser.add_argument(
+        "--new-leads", type=int, help="lead numbers of the last memory phase (default 100000)"
+    )
     parser.add_argument("--latency-seconds", type=float, default=15.0)
     parser.add_argument(
         "--latency-rate", type=float, help="events/s offered for latency (default: half the rate)"
@@ -736,6 +745,7 @@ def main(argv: list[str] | None = None) -> int:
     n_events = args.events or (60_000 if quick else 500_000)
     n_leads = args.leads or (10_000 if quick else 50_000)
     rec_leads = args.recovery_leads or (100_000 if quick else 1_000_000)
+    new_leads = args.new_leads or (20_000 if quick else 100_000)
     naive_events = min(n_events, args.naive_events or (15_000 if quick else 40_000))
     lat_seconds = 8.0 if quick and args.latency_seconds == 15.0 else args.latency_seconds
 
@@ -810,9 +820,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     lat_points.append((workload, offered, result))
             marginal = (
-                None
-                if "memory" in skip
-                else marginal_memory(worker, bootstrap, topics, 20_000 if quick else 100_000)
+                None if "memory" in skip else marginal_memory(worker, bootstrap, topics, new_leads)
             )
         finally:
             worker.stop()
@@ -858,7 +866,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 (
                     f"memory: RSS per 100k more leads, after the backlog ({marginal[1]:,} new)",
-                    f"{marginal[0]:.0f} MiB",
+                    marginal[0],
                     "stated",
                 )
             ]

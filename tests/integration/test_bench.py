@@ -24,9 +24,11 @@ ROWS = [
         r"[\d.]+ / [\d.]+ ms \(worker's producer took them: \d+ / \d+ ms; CPU: worker \d+%"
         for what in ["backlog's mix live"] * 3 + ["all-new qualifying leads"]
     ],
-    # A quick run's few thousand leads may weigh less than what the worker frees.
-    r"memory \(RSS growth, [\d,]+ leads\) \| "
-    r"(\d+ MiB per 100k leads|not measurable at this size \(RSS -\d+ MiB\))",
+    # A small run's few thousand leads may weigh less than what the worker frees.
+    r"memory: RSS at ready -> after the backlog \([\d,]+ leads\) \| \d+ -> \d+ MiB "
+    r"\((\d+ MiB per 100k leads|not measurable at this size)\)",
+    r"memory: RSS per 100k more leads, after the backlog \([\d,]+ new\) \| "
+    r"(\d+ MiB|not measurable at this size \(RSS [-+]\d+ MiB\))",
     r"recovery of 5,000 leads \(empty data dir\) \| [\d.]+ s",
 ]
 
@@ -34,7 +36,7 @@ ROWS = [
 def test_bench_run_measures_every_row(kafka_bootstrap: str) -> None:
     results = REPO / "bench" / "RESULTS.md"
     before = results.read_bytes() if results.exists() else None
-    args = ["--events", "40000", "--leads", "5000", "--naive-events", "2000"]
+    args = ["--events", "40000", "--leads", "5000", "--naive-events", "2000", "--new-leads", "5000"]
     args += ["--recovery-leads", "5000", "--latency-seconds", "2", "--no-record"]
     run = subprocess.run(
         [sys.executable, "-m", "bench.run", *args],
