@@ -451,8 +451,8 @@ def generate_events(
 ) -> Iterator[tuple[str, str, bytes]]:
     """``n_events`` messages ``(kind, lead_id, value)`` with times in ``[start, start+span_s]``.
 
-    Leads are numbered from ``first_lead``: another range gives leads no other call
-    with the same ``n_leads`` has made.
+    Lead numbers run from ``first_lead`` to ``first_lead + n_leads - 1``: disjoint
+    ranges give disjoint leads.
 
     Event times rise through the span; ``out_of_order`` of them arrive late (their time
     is at least two slots before their position), ``duplicates`` are exact re-sends of

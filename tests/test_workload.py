@@ -87,6 +87,18 @@ def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
     assert a != events(n_events=2_000, seed=12)
 
 
+def test_lead_numbers_start_at_first_lead() -> None:
+    leads = {
+        lead
+        for _, lead, _ in workload.generate_events(
+            n_events=2000, n_leads=50, seed=3, start=0.0, span_s=60.0, first_lead=1000
+        )
+    }
+    numbers = {int(lead.removeprefix("lead-")) for lead in leads}
+    assert min(numbers) >= 1000 and max(numbers) < 1050
+    assert len(numbers) > 25  # the range is used, not one lead
+
+
 def test_kind_mix_within_tolerance(sample: list[tuple[str, str, bytes]]) -> None:
     counts = Counter(k for k, _, _ in sample)
     n = len(sample)
