@@ -39,6 +39,8 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from streams.fetchpace import FetchMode, FetchPace
+
 log = logging.getLogger("leadstream")
 
 #: Fetched batches waiting for the agent. Each is at most one fetch of one
@@ -69,6 +71,8 @@ class Intake:
         self._next_ack: dict[Any, tuple[int, int]] = {}
         #: tp -> (generation, first offset the drain loop read in that generation)
         self._first_read: dict[Any, tuple[int, int]] = {}
+        #: The fetch request's mode, busy or quiet (see install and streams.fetchpace).
+        self.pace: FetchPace | None = None
 
     def install(self, *, fetch_min_bytes: int, fetch_max_wait_ms: int) -> None:
         """Replace the consumer's drain loop (Faust's fetcher calls it on each start)
@@ -79,19 +83,34 @@ class Intake:
         records and the next goes out at once, thousands of fetch requests a second
         that cost the broker more CPU than the worker's scoring. Asking for
         ``fetch_min_bytes`` or ``fetch_max_wait_ms``, whichever comes first, keeps
-        fetches full and bounds the wait they add.
+        fetches full and bounds the wait they add. When records come slower than that
+        request would poll, the drain loop switches it to a quiet one that waits for
+        the first record (:mod:`streams.fetchpace`).
         """
         self.consumer._drain_messages = self._drain
+        pace = self.pace = FetchPace(FetchMode(fetch_min_bytes, fetch_max_wait_ms))
         thread = self.consumer._thread
         create = thread._create_consumer
 
         def create_consumer(*args: Any, **kwargs: Any) -> Any:
             client = create(*args, **kwargs)
-            client._fetch_min_bytes = fetch_min_bytes  # read when the client starts
-            client._fetch_max_wait_ms = fetch_max_wait_ms
+            client._fetch_min_bytes = pace.mode.min_bytes  # read when the client starts
+            client._fetch_max_wait_ms = pace.mode.max_wait_ms
             return client
 
         thread._create_consumer = create_consumer
+
+    def _set_fetch_mode(self, mode: FetchMode) -> None:
+        """Ask the broker for ``mode`` from the next fetch request on.
+
+        aiokafka's fetcher reads both values each time it builds a request, in the
+        consumer thread; each is one attribute, written whole.
+        """
+        client = self.consumer._thread._consumer
+        fetcher = getattr(client, "_fetcher", None)
+        if fetcher is not None:  # else the client starts with self.pace.mode
+            fetcher._fetch_min_bytes = mode.min_bytes
+            fetcher._fetch_max_wait_ms = mode.max_wait_ms
 
     def before_revoke(self, hook: Callable[[], Awaitable[None]], timeout_s: float) -> None:
         """Run ``hook`` (for at most ``timeout_s``) when a rebalance starts to revoke
@@ -162,9 +181,16 @@ class Intake:
         topics = self.topics
         put = self.queue.put
         first_read = self._first_read
+        pace = self.pace
+        clock = asyncio.get_running_loop().time
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 records, active = await consumer._wait_next_records(FETCH_TIMEOUT_S)
+                if pace is not None:
+                    n = sum(map(len, records.values())) if records else 0
+                    mode = pace.observe(n, clock())
+                    if mode is not None:
+                        self._set_fetch_mode(mode)
                 # Faust yields here too: a fetch can return at once, many times over.
                 await asyncio.sleep(0)
                 if not records or consumer.should_stop:

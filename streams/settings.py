@@ -88,9 +88,8 @@ class Settings:
     #: fetch's partitions arrive together, so waiting gathers more only when fetches
     #: come faster than the wait; it added ~20 ms to p50 at 7.5-15k events/s (bench).
     batch_linger_s: float = field(default=0.0, metadata={"env": "LEADSTREAM_BATCH_LINGER_SECONDS"})
-    #: Longest a fetch waits at the broker for 64 KiB to gather. Bounds the latency it
-    #: adds at low rates; each connected worker costs the broker about a fetch per
-    #: interval even when idle (10 ms: ~15% of a core on the bench machine).
+    #: Longest a fetch waits at the broker for 64 KiB to gather, under load. Below a
+    #: record per wait, fetches wait for the first record instead (streams.fetchpace).
     fetch_max_wait_s: float = field(
         default=0.01, metadata={"env": "LEADSTREAM_FETCH_MAX_WAIT_SECONDS"}
     )
