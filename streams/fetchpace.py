@@ -6,10 +6,11 @@ Under load the worker asks for 64 KiB or a short wait (the fetch wait setting), 
 the broker answers few, full fetches instead of thousands of small ones. With
 little or no traffic that same request comes back empty every wait: a hundred
 requests a second at 10 ms, for nothing (12-16% of a broker core per idle worker on
-the bench machine), and a record that arrives waits out the rest of the wait. Quiet, the worker asks for one byte or half a second instead: the broker
-holds the request until a record arrives and answers at once. Records are quiet
-when they come slower than the busy request would poll (one per wait), so the quiet
-request is never the busier of the two.
+the bench machine), and a record that arrives waits out the rest of the wait.
+Quiet, the worker asks for one byte or half a second instead: the broker holds the
+request until a record arrives and answers at once. Records are quiet when they
+come slower than the busy request would poll (one per wait), so the quiet request
+is never the busier of the two.
 """
 
 from __future__ import annotations
