@@ -18,8 +18,8 @@ uniquely-named input topics (4 partitions, keyed by lead id):
   changes a lead's stage); with the CPU share of the worker, the broker and this
   generator at each point, and with nothing offered;
 - memory: worker RSS after the backlog, and its growth per 100k leads when, at the
-  end, leads never seen before arrive (what sizing needs: the fixed part, buffers
-  and RocksDB memtables, is paid by then);
+  end, leads never seen before arrive (the one-off part, fetch and producer buffers,
+  is paid by then);
 - recovery: seconds until a fresh worker (empty data dir) is ready over a changelog
   holding R lead states.
 

@@ -11,13 +11,42 @@ from tests.integration.harness import TopicReader, Topics, Worker, event, poll
 from tests.integration.test_pipeline import FAST_MODEL, for_lead, send
 
 
+def two_workers(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, **env: str
+) -> tuple[Worker, Worker]:
+    """Two workers of one group over 4 partitions (not started)."""
+    first, second = (
+        Worker(
+            kafka_bootstrap,
+            topics,
+            tmp_path / name,
+            model_path=FAST_MODEL,
+            partitions=4,
+            extra_env=dict(env),
+        )
+        for name in ("a", "b")
+    )
+    return first, second
+
+
+def second_joins(first: Worker, second: Worker, topics: Topics) -> None:
+    """Start ``second``; return once both are ready and both own part of the table."""
+    second.start()
+    second.wait_ready()
+    poll(lambda: first.get("/ready")[0] == 200, timeout=60, what="first worker ready again")
+    # Faust's /router lists who owns which partitions.
+    owners = first.get_json("/router/")[1]
+    changelog = f"{topics.prefix}-app-leads-changelog"
+    owned = {host: parts.get(changelog, []) for host, parts in owners.items()}
+    assert len([h for h, p in owned.items() if p]) == 2, owned
+
+
 def test_rebalance_keeps_timers_and_any_worker_answers(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     topics = Topics(f"scl-{uuid.uuid4().hex[:8]}")
     leads = [f"lead-{uuid.uuid4().hex[:8]}" for _ in range(8)]
-    first = Worker(kafka_bootstrap, topics, tmp_path / "a", model_path=FAST_MODEL, partitions=4)
-    second = Worker(kafka_bootstrap, topics, tmp_path / "b", model_path=FAST_MODEL, partitions=4)
+    first, second = two_workers(kafka_bootstrap, topics, tmp_path)
     first.start()
     try:
         first.wait_ready()
@@ -28,15 +57,7 @@ def test_rebalance_keeps_timers_and_any_worker_answers(
             first,
             [("web", event("web", x, f"{x}-v", at, url="https://x.io/pricing")) for x in leads],
         )
-        second.start()
-        second.wait_ready()
-        poll(lambda: first.get("/ready")[0] == 200, timeout=60, what="first worker ready again")
-
-        # Both workers own part of the lead table now (Faust's /router lists who owns what).
-        owners = first.get_json("/router/")[1]
-        changelog = f"{topics.prefix}-app-leads-changelog"
-        owned = {host: parts.get(changelog, []) for host, parts in owners.items()}
-        assert len([h for h, p in owned.items() if p]) == 2, owned
+        second_joins(first, second, topics)
 
         qualified = TopicReader(kafka_bootstrap, topics.qualified)
         got = qualified.wait_for(
@@ -74,19 +95,9 @@ def test_a_rebalance_writes_and_commits_the_open_windows_first(
     """
     topics = Topics(f"rvk-{uuid.uuid4().hex[:8]}")
     leads = [f"lead-{uuid.uuid4().hex[:8]}" for _ in range(8)]
-    long_windows = {"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "600"}
-    workers = [
-        Worker(
-            kafka_bootstrap,
-            topics,
-            tmp_path / name,
-            model_path=FAST_MODEL,
-            partitions=4,
-            extra_env=long_windows,
-        )
-        for name in ("a", "b")
-    ]
-    first, second = workers
+    first, second = two_workers(
+        kafka_bootstrap, topics, tmp_path, LEADSTREAM_FLUSH_INTERVAL_SECONDS="600"
+    )
     qualified = TopicReader(kafka_bootstrap, topics.qualified)
     first.start()
     try:
@@ -103,12 +114,7 @@ def test_a_rebalance_writes_and_commits_the_open_windows_first(
         qualified.wait_for(
             lambda ms: all(for_lead(ms, x) for x in leads), timeout=60, what="cold -> warm"
         )
-        second.start()
-        second.wait_ready()
-        poll(lambda: first.get("/ready")[0] == 200, timeout=60, what="first worker ready again")
-        owners = first.get_json("/router/")[1]
-        changelog = f"{topics.prefix}-app-leads-changelog"
-        assert len([h for h, p in owners.items() if p.get(changelog)]) == 2, owners
+        second_joins(first, second, topics)
 
         # Per lead, the marker's stage change comes after any second reading of the
         # first event: same input partition, same owner, same output partition.
