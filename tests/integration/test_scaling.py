@@ -3,18 +3,22 @@ with them, and ``/leads/{id}`` answers from either worker (forwarded to the owne
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.integration.harness import TopicReader, Topics, Worker, event, poll
 from tests.integration.test_pipeline import FAST_MODEL, for_lead, send
 
 
-def two_workers(
+@contextlib.contextmanager
+def first_of_two(
     kafka_bootstrap: str, topics: Topics, tmp_path: Path, **env: str
-) -> tuple[Worker, Worker]:
-    """Two workers of one group over 4 partitions (not started)."""
+) -> Iterator[tuple[Worker, Worker]]:
+    """Two workers of one group over 4 partitions: the first started and ready, the
+    second not started yet; both stopped (cleanly) at the end."""
     first, second = (
         Worker(
             kafka_bootstrap,
@@ -26,7 +30,14 @@ def two_workers(
         )
         for name in ("a", "b")
     )
-    return first, second
+    first.start()
+    try:
+        first.wait_ready()
+        yield first, second
+    finally:
+        if second.proc is not None:
+            assert second.stop() == 0, second.log_tail()
+        assert first.stop() == 0, first.log_tail()
 
 
 def second_joins(first: Worker, second: Worker, topics: Topics) -> None:
@@ -46,10 +57,7 @@ def test_rebalance_keeps_timers_and_any_worker_answers(
 ) -> None:
     topics = Topics(f"scl-{uuid.uuid4().hex[:8]}")
     leads = [f"lead-{uuid.uuid4().hex[:8]}" for _ in range(8)]
-    first, second = two_workers(kafka_bootstrap, topics, tmp_path)
-    first.start()
-    try:
-        first.wait_ready()
+    with first_of_two(kafka_bootstrap, topics, tmp_path) as (first, second):
         at = time.time()
         # 30 points of web activity each: warm now, back to cold by decay ~6.3 s later,
         # by which time the second worker has joined and taken some partitions.
@@ -78,9 +86,6 @@ def test_rebalance_keeps_timers_and_any_worker_answers(
                 status, body = worker.get_json(f"/leads/{lead}")
                 assert status == 200, (lead, worker.web_port, body)
                 assert (body["lead_id"], body["stage"]) == (lead, "cold")
-    finally:
-        assert second.stop() == 0, second.log_tail()
-        assert first.stop() == 0, first.log_tail()
 
 
 def test_a_rebalance_writes_and_commits_the_open_windows_first(
@@ -95,13 +100,9 @@ def test_a_rebalance_writes_and_commits_the_open_windows_first(
     """
     topics = Topics(f"rvk-{uuid.uuid4().hex[:8]}")
     leads = [f"lead-{uuid.uuid4().hex[:8]}" for _ in range(8)]
-    first, second = two_workers(
-        kafka_bootstrap, topics, tmp_path, LEADSTREAM_FLUSH_INTERVAL_SECONDS="600"
-    )
     qualified = TopicReader(kafka_bootstrap, topics.qualified)
-    first.start()
-    try:
-        first.wait_ready()
+    long_windows = {"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "600"}
+    with first_of_two(kafka_bootstrap, topics, tmp_path, **long_windows) as (first, second):
         at = time.time()
         # 40 points that never decay: cold -> warm.
         send(
@@ -138,6 +139,3 @@ def test_a_rebalance_writes_and_commits_the_open_windows_first(
         for lead in leads:
             changes = [(c["from_stage"], c["to_stage"]) for c in for_lead(got, lead)]
             assert changes == [("cold", "warm"), ("warm", "disqualified")], (lead, changes)
-    finally:
-        assert second.stop() == 0, second.log_tail()
-        assert first.stop() == 0, first.log_tail()
