@@ -4,9 +4,12 @@ Run by ``bench/run.py`` as a subprocess::
 
     python -m bench.naive_faust <bootstrap> <app_id> <result.json> <stop_after> <topic>...
 
+Faust's data directory goes next to ``result.json`` (the bench's temporary directory).
+
 Iterates the topics per event (raw values + ``orjson.loads``), updates a memory-store
 table per event (``table[lead] = table[lead] + 1``) and, after ``stop_after`` events,
-writes ``{"events": n, "seconds": t}`` (first to last event) to ``result.json``.
+writes ``{"events": n, "seconds": t}`` (first to last event) to ``result.json``: to a
+temporary name first, then renamed, so the reader never sees a partial file.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def main(argv: list[str]) -> None:
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
+        datadir=str(result.parent / f"{app_id}-data"),
         table_standby_replicas=0,
     )
     source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
@@ -50,9 +54,11 @@ def main(argv: list[str]) -> None:
                 state["first"] = time.perf_counter()
             elif n == stop_after:
                 seconds = time.perf_counter() - state["first"]
-                result.write_bytes(  # noqa: ASYNC240  (once, at the end)
+                partial = result.with_suffix(".partial")
+                partial.write_bytes(  # once, at the end: blocking is fine
                     orjson.dumps({"events": n - 1, "seconds": seconds})
                 )
+                partial.rename(result)
 
     worker = faust.Worker(app, loglevel="warn", quiet=True)
     worker.execute_from_commandline()

@@ -204,7 +204,6 @@ def naive(bootstrap: str, topics: Topics, n_events: int, tmp: Path) -> tuple[flo
             if time.monotonic() > deadline:
                 raise RuntimeError("naive Faust did not finish in 240 s")
             time.sleep(0.2)
-        time.sleep(0.05)
         data = orjson.loads(result.read_bytes())
     finally:
         stop_process(proc, 20.0)

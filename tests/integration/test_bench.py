@@ -36,6 +36,7 @@ ROWS = [
 def test_bench_run_measures_every_row(kafka_bootstrap: str) -> None:
     results = REPO / "bench" / "RESULTS.md"
     before = results.read_bytes() if results.exists() else None
+    litter_before = set(REPO.glob("*-data"))
     args = ["--events", "40000", "--leads", "5000", "--naive-events", "2000", "--new-leads", "5000"]
     args += ["--recovery-leads", "5000", "--latency-seconds", "2", "--no-record"]
     run = subprocess.run(
@@ -54,3 +55,5 @@ def test_bench_run_measures_every_row(kafka_bootstrap: str) -> None:
     assert len(re.findall(r"^\| latency", table, re.M)) == 4
     # --no-record leaves the results file alone
     assert (results.read_bytes() if results.exists() else None) == before
+    # Every process's data (the naive Faust app's too) stays in the bench's temp dir.
+    assert set(REPO.glob("*-data")) == litter_before
