@@ -14,11 +14,12 @@ Small windows (live traffic at a few thousand events/s) touch more distinct lead
 event than the backlog's large ones: this is why an event costs the worker more live
 than in the backlog.
 
-Last, for a possible compact state format, it times orjson on the largest final
-states (the hot leads rewritten every window) in two other layouts of the dedup ids
-and cap windows, built beforehand (so the figures leave out building them): as
-columns (all times, then all ids), and as columns with times in integer
-microseconds (exact for event times, which are whole microseconds).
+Last, it times orjson on the largest final states (the hot leads rewritten every
+window) in other layouts of the dedup ids and cap windows, built beforehand (so the
+figures leave out building them): schema version 1 (each cap window a list of
+pairs), the current version 2 (each window one flat list), as columns (all times,
+then all ids), and as columns with times in integer microseconds (exact for event
+times, which are whole microseconds).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scoring import LeadState, apply, load_default_model, next_change_at
+from scoring.state import cap_pairs
 from streams.contract import Rejected, decode_event
 from streams.pipeline import encode_state
 from streams.workload import generate_events
@@ -119,14 +121,25 @@ def _layout(state: LeadState, times: Callable[[float], float | int]) -> dict[str
     doc = state.to_dict_view()
     doc["seen"] = _columns(state.seen_heap, times)
     doc["caps"] = {
-        rule: {w: _columns(entries, times) for w, entries in windows.items()}
+        rule: {w: _columns(cap_pairs(flat), times) for w, flat in windows.items()}
+        for rule, windows in state.caps.items()
+    }
+    return doc
+
+
+def _v1(state: LeadState) -> dict[str, Any]:
+    """Schema version 1: each cap window a list of (time, id) pairs."""
+    doc = state.to_dict_view()
+    doc["caps"] = {
+        rule: {w: cap_pairs(flat) for w, flat in windows.items()}
         for rule, windows in state.caps.items()
     }
     return doc
 
 
 LAYOUTS: dict[str, Callable[[LeadState], dict[str, Any]]] = {
-    "current": LeadState.to_dict_view,
+    "v1, windows as pairs": _v1,
+    "current (v2)": LeadState.to_dict_view,
     "columns": lambda state: _layout(state, float),
     "columns, int us": lambda state: _layout(state, lambda t: round(t * 1_000_000)),
 }

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from bisect import insort
+from bisect import bisect_left
 from collections.abc import Mapping
 from heapq import heappop, heappush
 from typing import Any, Literal, TypedDict
@@ -414,23 +414,39 @@ def _cap_admit(state: LeadState, model: ScoringModel, rule: Rule, t: float, eid:
             cutoff = state._clock - model.max_lateness
             for old in [x for x in wins if (x + 1) * per <= cutoff]:
                 del wins[old]  # every event of that window would be late now
-        wins[w] = [(t, eid)]
+        wins[w] = [t, eid]
         return True
+    admitted = cap_insert(counted, t, eid, rule.cap_count)
+    if admitted is None:
+        return False
     # A changed window gets a new list, the old one is never changed in place:
     # LeadState.copy shares these lists (copying them was half a hot lead's copy).
-    if len(counted) < rule.cap_count:
-        counted = counted[:]
-        insort(counted, (t, eid))
-        wins[w] = counted
-        return True
-    last = counted[-1]
-    if (t, eid) < last:
-        counted = counted[:-1]
-        insort(counted, (t, eid))
-        wins[w] = counted
-        _add(state, rule, -rule.points, last[0])
-        return True
-    return False
+    wins[w], dropped_at = admitted
+    if dropped_at is not None:
+        _add(state, rule, -rule.points, dropped_at)
+    return True
+
+
+def cap_insert(
+    counted: list[Any], t: float, eid: str, cap_count: int
+) -> tuple[list[Any], float | None] | None:
+    """A cap window with (t, eid) counted: (the new flat list, the time of the event
+    that dropped out or None), or None if the window is full of earlier events.
+
+    The window is flat ``[t0, id0, t1, id1, ...]`` sorted by (time, id) (see
+    ``LeadState.caps``); the pair goes after every pair it sorts after or equals, as
+    ``bisect.insort`` would place it in a list of pairs.
+    """
+    times = counted[::2]
+    i = bisect_left(times, t)
+    while i < len(times) and times[i] == t and counted[2 * i + 1] <= eid:
+        i += 1
+    i *= 2
+    if len(times) < cap_count:
+        return [*counted[:i], t, eid, *counted[i:]], None
+    if i < len(counted):  # sorts before the latest counted event: that one drops out
+        return [*counted[:i], t, eid, *counted[i:-2]], counted[-2]
+    return None
 
 
 def _merge_profile(state: LeadState, attrs: Mapping[str, Any], t: float, eid: str) -> bool:

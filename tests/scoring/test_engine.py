@@ -107,7 +107,7 @@ def test_cap_counts_the_earliest_events_whatever_the_arrival_order() -> None:
     s, _ = run(evs)
     expected = 30 * (2 ** (-(20 - 1) / 10) + 2 ** (-(20 - 3) / 10) + 2 ** (-(20 - 12) / 10))
     assert score_at(s, M, 20.0) == pytest.approx(expected, rel=1e-12)
-    assert s.caps["w-pricing"] == {0: [(1.0, "e1.0"), (3.0, "e3.0")], 1: [(12.0, "e12.0")]}
+    assert s.caps["w-pricing"] == {0: [1.0, "e1.0", 3.0, "e3.0"], 1: [12.0, "e12.0"]}
     s2, _ = run(sorted(evs, key=lambda e: e["time"]))  # type: ignore[arg-type, return-value]
     assert score_at(s2, M, 20.0) == pytest.approx(expected, rel=1e-12)
 

@@ -29,8 +29,8 @@ def test_state_schema_version_and_repr() -> None:
     s, _ = apply(s, web("/blog", 3.0), small_model())
     assert repr(s) == "LeadState('L', stage='cold', clock=3.0, events_seen=1)"
     d = s.to_dict()
-    d["v"] = 2
-    with pytest.raises(ValueError, match="unsupported LeadState schema version 2"):
+    d["v"] = 3
+    with pytest.raises(ValueError, match="unsupported LeadState schema version 3"):
         LeadState.from_dict(d)
 
 

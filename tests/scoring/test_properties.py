@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
@@ -13,8 +14,9 @@ from hypothesis import strategies as st
 
 from scoring import LeadState, advance, apply, next_change_at
 from scoring.decay import rate_for, sign_changes
-from scoring.engine import breakdown_at, score_at
+from scoring.engine import breakdown_at, cap_insert, score_at
 from scoring.stages import evaluate_stage
+from scoring.state import cap_pairs
 
 from .models import small_model
 from .strategies import events
@@ -90,7 +92,8 @@ def test_caps_are_never_exceeded(evs: list[dict[str, Any]]) -> None:
     s = run(evs)
     for rid, windows in s.caps.items():
         rule = M.rule_by_id[rid]
-        for w, counted in windows.items():
+        for w, flat in windows.items():
+            counted = cap_pairs(flat)
             assert len(counted) <= rule.cap_count  # type: ignore[union-attr]
             assert counted == sorted(counted)
             assert all(math.floor(t / rule.cap_per) == w for t, _ in counted)  # type: ignore[union-attr]
@@ -140,14 +143,54 @@ def test_next_change_at_agrees_with_advance(evs: list[dict[str, Any]]) -> None:
 
 
 @settings(max_examples=N, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([0.0, 1.0, 2.5]), st.sampled_from("abcd")), max_size=12),
+    st.integers(min_value=1, max_value=4),
+)
+def test_cap_insert_keeps_what_insort_on_pairs_keeps(
+    arrivals: list[tuple[float, str]], cap_count: int
+) -> None:
+    # The reference: the window as a list of pairs (schema version 1), and the
+    # equal pairs a re-sent event makes once the dedup window has forgotten its id.
+    pairs: list[tuple[float, str]] = []
+    flat: list[Any] = []
+    for t, eid in arrivals:
+        expected_drop: float | None = None
+        if len(pairs) < cap_count:
+            bisect.insort(pairs, (t, eid))
+            expected_admit = True
+        elif (t, eid) < pairs[-1]:
+            expected_drop = pairs.pop()[0]
+            bisect.insort(pairs, (t, eid))
+            expected_admit = True
+        else:
+            expected_admit = False
+        got = cap_insert(flat, t, eid, cap_count)
+        assert (got is not None) == expected_admit
+        if got is not None:
+            assert got[1] == expected_drop
+            assert got[0] is not flat  # a new list: copies of the state share the old one
+            flat = got[0]
+        assert cap_pairs(flat) == pairs
+
+
+@settings(max_examples=N, deadline=None)
 @given(events(), events(max_size=5))
 def test_to_dict_round_trip(evs: list[dict[str, Any]], more: list[dict[str, Any]]) -> None:
     s = run(evs)
     next_change_at(s, M)
     d = s.to_dict()
-    assert d["v"] == 1
+    assert d["v"] == 2
     restored = LeadState.from_dict(orjson.loads(orjson.dumps(d)))
     assert restored.to_dict() == d
+    # Version 1 (cap windows as [t, id] pairs), in changelogs written before 2, reads
+    # as the same state.
+    v1 = dict(d, v=1)
+    v1["caps"] = {
+        rid: {w: [list(p) for p in cap_pairs(flat)] for w, flat in wins.items()}
+        for rid, wins in d["caps"].items()
+    }
+    assert LeadState.from_dict(orjson.loads(orjson.dumps(v1))).to_dict() == d
     for e in more:
         e = dict(e, event_id="m" + e["event_id"], time=e["time"] + 30.0)
         s, ta = apply(s, e, M)
