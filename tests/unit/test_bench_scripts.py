@@ -17,7 +17,7 @@ def test_state_writes_counts_fewer_writes_per_event_in_larger_windows(
     # as often.
     assert state_writes.main(["--events", "3000", "--leads", "300", "--windows", "100,3000"]) == 0
     out = capsys.readouterr().out
-    rows = re.findall(r"^\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
+    rows = re.findall(r"^\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
     assert [w for w, *_ in rows] == ["100", "3,000"]
     small, large = (float(r[1]) for r in rows)
     assert 0 < large <= small <= 1
