@@ -410,7 +410,6 @@ def _cap_admit(state: LeadState, model: ScoringModel, rule: Rule, t: float, eid:
         wins = state.caps[rule.id] = {}
     counted = wins.get(w)
     if counted is None:
-        state.caps_encoded.pop(rule.id, None)
         if len(wins) >= 4:  # prune now and then: bounded memory, little work per event
             cutoff = state._clock - model.max_lateness
             for old in [x for x in wins if (x + 1) * per <= cutoff]:
@@ -420,7 +419,6 @@ def _cap_admit(state: LeadState, model: ScoringModel, rule: Rule, t: float, eid:
     admitted = cap_insert(counted, t, eid, rule.cap_count)
     if admitted is None:
         return False
-    state.caps_encoded.pop(rule.id, None)
     # A changed window gets a new list, the old one is never changed in place:
     # LeadState.copy shares these lists (copying them was half a hot lead's copy).
     wins[w], dropped_at = admitted

@@ -46,7 +46,6 @@ class LeadState:
         "bant",
         "bant_count",
         "caps",
-        "caps_encoded",
         "categories",
         "disqualifier",
         "events_seen",
@@ -90,11 +89,6 @@ class LeadState:
     #: capped rule id -> window index -> the events counted, sorted by (time, event
     #: id), as one flat list ``[t0, id0, t1, id1, ...]`` (see :func:`cap_pairs`)
     caps: dict[str, dict[int, list[Any]]]
-    #: Not serialised, opaque to scoring: capped rule id -> that rule's windows as the
-    #: writer last encoded them. The engine drops a rule's entry whenever it changes
-    #: the rule's windows; a hot lead's windows rarely change between two writes, and
-    #: re-encoding them was over half of encoding its state.
-    caps_encoded: dict[str, object]
     next_change: float | None
     nc_up: bool
     nc_valid: bool
@@ -131,7 +125,6 @@ class LeadState:
         s.seen = {}
         s.seen_heap = []
         s.caps = {}
-        s.caps_encoded = {}
         s.next_change = None
         s.nc_up = False
         s.nc_valid = False
@@ -175,7 +168,6 @@ class LeadState:
         # The window lists are shared: the engine replaces a window's list when it
         # changes, never mutates it (a hot lead has ~200 of them).
         s.caps = {rid: dict(wins) for rid, wins in self.caps.items()}
-        s.caps_encoded = dict(self.caps_encoded)
         s.nc_valid = self.nc_valid
         s.next_change = self.next_change
         s.nc_up = self.nc_up
@@ -265,7 +257,6 @@ class LeadState:
                 rid: {int(w): list(flat) for w, flat in wins.items()}
                 for rid, wins in d["caps"].items()
             }
-        s.caps_encoded = {}
         s.nc_valid = d["next_change_valid"]
         s.next_change = d["next_change"]
         s.nc_up = d["next_change_up"]

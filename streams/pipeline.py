@@ -188,31 +188,9 @@ def _bump(counts: dict[tuple[str, str], int], key: tuple[str, str]) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
-_OPTS = orjson.OPT_NON_STR_KEYS
-
-
 def encode_state(state: LeadState) -> bytes:
-    """``orjson.dumps(state.to_dict())``, byte for byte, without copying the state.
-
-    Each capped rule's windows are encoded once and kept in ``state.caps_encoded``
-    until the engine changes them: a hot lead has hundreds of windows, most of them
-    unchanged since its last write, and orjson walking them was over half the cost
-    of encoding it (the objects of a state grown event by event lie far apart)."""
-    view = state.to_dict_view()
-    caps = state.caps
-    if caps:
-        cache = state.caps_encoded
-        encoded = {}
-        for rule_id, windows in caps.items():
-            fragment = cache.get(rule_id)
-            if fragment is None:
-                # A copy: orjson's own bytes keep its 4 KiB buffer (tracemalloc), and
-                # these live as long as the state.
-                raw = bytes(memoryview(orjson.dumps(windows, option=_OPTS)))
-                fragment = cache[rule_id] = orjson.Fragment(raw)
-            encoded[rule_id] = fragment
-        view["caps"] = encoded
-    return orjson.dumps(view, option=_OPTS)
+    """``orjson.dumps(state.to_dict())``, byte for byte, without copying the state."""
+    return orjson.dumps(state.to_dict_view(), option=orjson.OPT_NON_STR_KEYS)
 
 
 def decode_state(raw: bytes) -> LeadState:

@@ -1,5 +1,5 @@
 """encode_state writes exactly ``orjson.dumps(state.to_dict())``, whatever the engine
-changed since the last write: its cache of encoded cap windows never goes stale."""
+changed since the last write (it encodes the state's own containers, not copies)."""
 
 from __future__ import annotations
 
