@@ -437,6 +437,11 @@ def cap_insert(
     ``LeadState.caps``); the pair goes after every pair it sorts after or equals, as
     ``bisect.insort`` would place it in a list of pairs.
     """
+    n = len(counted)
+    if n and (t > counted[-2] or (t == counted[-2] and eid >= counted[-1])):
+        # After every counted event: the usual order, and the usual event at a full
+        # window (most of a hot lead's capped events), decided without the search.
+        return ([*counted, t, eid], None) if n < 2 * cap_count else None
     times = counted[::2]
     i = bisect_left(times, t)
     while i < len(times) and times[i] == t and counted[2 * i + 1] <= eid:
