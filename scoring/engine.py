@@ -438,20 +438,19 @@ def cap_insert(
     ``bisect.insort`` would place it in a list of pairs.
     """
     n = len(counted)
-    if n and (t > counted[-2] or (t == counted[-2] and eid >= counted[-1])):
+    if not n or t > counted[-2] or (t == counted[-2] and eid >= counted[-1]):
         # After every counted event: the usual order, and the usual event at a full
         # window (most of a hot lead's capped events), decided without the search.
         return ([*counted, t, eid], None) if n < 2 * cap_count else None
+    # Before the last pair, so the search stops at a pair that sorts after it.
     times = counted[::2]
     i = bisect_left(times, t)
-    while i < len(times) and times[i] == t and counted[2 * i + 1] <= eid:
+    while times[i] == t and counted[2 * i + 1] <= eid:
         i += 1
     i *= 2
-    if len(times) < cap_count:
+    if n < 2 * cap_count:
         return [*counted[:i], t, eid, *counted[i:]], None
-    if i < len(counted):  # sorts before the latest counted event: that one drops out
-        return [*counted[:i], t, eid, *counted[i:-2]], counted[-2]
-    return None
+    return [*counted[:i], t, eid, *counted[i:-2]], counted[-2]  # the last one drops out
 
 
 def _merge_profile(state: LeadState, attrs: Mapping[str, Any], t: float, eid: str) -> bool:
