@@ -31,6 +31,8 @@ __all__ = ["add", "first_crossing", "rate_for", "sign_changes", "value_at"]
 _exp = math.exp
 _LN2 = math.log(2.0)
 _INF = math.inf
+#: ulp steps tried from the closed form before searching (rounding needs a few).
+NUDGES = 64
 
 
 def rate_for(half_life: float) -> float:
@@ -98,11 +100,20 @@ def sign_changes(cs: Sequence[float], mus: Sequence[float], k: float, tol: float
         x = -math.log(ratio) / mu
         # Closed form; nudge to the first representable point on the new side.
         before = (c + k) >= 0
-        steps = 0
-        while ((c * _exp(-mu * x) + k) >= 0) == before:
-            steps += 1
-            x = math.nextafter(x, _INF) if steps < 64 else x + tol
-        return [x]
+        lo = nudged = x
+        for _ in range(NUDGES):
+            if ((c * _exp(-mu * nudged) + k) >= 0) != before:
+                return [nudged]
+            lo, nudged = nudged, math.nextafter(nudged, _INF)
+        # Still on the old side: near the subnormal range the computed g lags the
+        # closed form by far more than a few ulps (k = -5e-324 needs ~7 s, which
+        # steps of tol never reached). Gallop to the new side, then bracket.
+        step = tol
+        while ((c * _exp(-mu * (lo + step)) + k) >= 0) == before:
+            lo, step = lo + step, step * 2.0
+        if step == tol:
+            return [lo + step]
+        return [_bracket(cs, mus, k, lo, lo + step, before, tol)]
     points = [0.0, *_critical_points(cs, mus, tol)]
     out: list[float] = []
     for j, p in enumerate(points):

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import math
+import threading
+
 import pytest
 
 from scoring import LeadState, ModelError, apply, load_model_text
 from scoring import dispatch as dispatch_mod
-from scoring.decay import sign_changes
+from scoring.decay import rate_for, sign_changes
 
 from .models import TEST_MODEL, small_model, web
 
@@ -52,3 +55,22 @@ def test_more_missing_keys(old: str, new: str, expected: str) -> None:
     with pytest.raises(ModelError) as exc:
         load_model_text(TEST_MODEL.replace(old, new, 1), "t")
     assert any(expected in p for p in exc.value.problems), exc.value.problems
+
+
+def test_sign_changes_near_the_subnormal_range_ends() -> None:
+    """The closed form's root is seconds before the computed g changes side here;
+    stepping by tol from it ran for hours (found by hypothesis)."""
+    c, k, mu, tol = 2.220446049250313e-16, -5e-324, rate_for(7.0), 1e-9
+    found: list[list[float]] = []
+    search = threading.Thread(target=lambda: found.append(sign_changes([c], [mu], k, tol)))
+    search.daemon = True  # a regression would spin on: let the test fail, not hang
+    search.start()
+    search.join(timeout=10.0)
+    assert found, "sign_changes did not return within 10 s"
+    [x] = found[0]
+
+    def side(at: float) -> bool:
+        return c * math.exp(-mu * at) + k >= 0
+
+    assert side(x) != side(0.0)
+    assert side(x - tol) == side(0.0)  # within tol after the change
