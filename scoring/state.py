@@ -103,33 +103,36 @@ class LeadState:
     b_lower: float
     b_upper: float
 
+    def __init__(self, lead_id: str) -> None:
+        """A lead nothing is known about yet (``copy``/``from_dict`` then overwrite
+        it: mypyc's compiled classes have no bare ``__new__``)."""
+        self.lead_id = lead_id
+        self.stage = ""
+        self._clock = _NEG_INF
+        self.events_seen = 0
+        self.late_dropped = 0
+        self.rules = {}
+        self.categories = {}
+        self.profile = {}
+        self.profile_times = {}
+        self.fit_points = 0.0
+        self.fit_hits = []
+        self.grade = "D"
+        self.bant = {"budget": False, "authority": False, "need": False, "timeline": False}
+        self.bant_count = 0
+        self.disqualifier = None
+        self.seen = {}
+        self.seen_heap = []
+        self.caps = {}
+        self.next_change = None
+        self.nc_up = False
+        self.nc_valid = False
+        self.b_valid = False
+
     @classmethod
     def new(cls, lead_id: str) -> LeadState:
         """A lead nothing is known about yet."""
-        s = cls.__new__(cls)
-        s.lead_id = lead_id
-        s.stage = ""
-        s._clock = _NEG_INF
-        s.events_seen = 0
-        s.late_dropped = 0
-        s.rules = {}
-        s.categories = {}
-        s.profile = {}
-        s.profile_times = {}
-        s.fit_points = 0.0
-        s.fit_hits = []
-        s.grade = "D"
-        s.bant = {"budget": False, "authority": False, "need": False, "timeline": False}
-        s.bant_count = 0
-        s.disqualifier = None
-        s.seen = {}
-        s.seen_heap = []
-        s.caps = {}
-        s.next_change = None
-        s.nc_up = False
-        s.nc_valid = False
-        s.b_valid = False
-        return s
+        return cls(lead_id)
 
     @property
     def clock(self) -> float | None:
@@ -147,8 +150,7 @@ class LeadState:
         """An independent copy (``from_dict(to_dict())`` without the round trip: a
         worker copies a hot lead's state when a batch changes it while an older
         version still waits to be written)."""
-        s = LeadState.__new__(LeadState)
-        s.lead_id = self.lead_id
+        s = LeadState(self.lead_id)
         s.stage = self.stage
         s._clock = self._clock
         s.events_seen = self.events_seen
@@ -228,8 +230,7 @@ class LeadState:
         version = d.get("v")
         if version != SCHEMA_VERSION and version != 1:
             raise ValueError(f"unsupported LeadState schema version {version!r}")
-        s = cls.__new__(cls)
-        s.lead_id = d["lead_id"]
+        s = cls(d["lead_id"])
         s.stage = d["stage"]
         clock = d["clock"]
         s._clock = _NEG_INF if clock is None else clock
