@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck format bench install clean
+.PHONY: help run test lint typecheck format bench install compiled clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,7 @@ lint: $(STAMP) ## ruff
 
 typecheck: $(STAMP) ## mypy
 	$(BIN)/mypy
+	$(BIN)/mypy deploy/compile_scoring.py
 
 test: $(STAMP) lint typecheck ## lint, types, unit and integration tests (starts its own Kafka)
 	@$(BIN)/pytest; rc=$$?; \
@@ -42,5 +43,9 @@ format: $(STAMP) ## ruff format + autofix
 bench: $(STAMP) ## throughput/latency/memory/recovery benchmark against the local broker
 	$(BIN)/python -m bench.run
 
-clean: ## remove the virtualenv and local state (keeps the Kafka jar cache)
+compiled: $(STAMP) ## compile scoring/ with mypyc in place (needs a C compiler; `make clean` undoes)
+	$(BIN)/python deploy/compile_scoring.py
+
+clean: ## remove the virtualenv, local state and a mypyc build (keeps the Kafka jar cache)
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -f scoring/*.so

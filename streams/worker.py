@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from scoring import ModelError
+from streams.build import scoring_build
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -185,6 +186,11 @@ def run_worker(settings: Settings) -> int:
         level=level,
         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
     )
+    build = scoring_build()
+    stale = build.stale_error()
+    if stale is not None:
+        print(f"leadstream: cannot start: {stale}", file=sys.stderr)
+        return 2
     try:
         model = load_scoring_model(settings)
     except ModelError as exc:
@@ -207,10 +213,11 @@ def run_worker(settings: Settings) -> int:
     tune_gc(ls.app)
     observe_gc(ls.metrics)
     log.info(
-        "leadstream: consuming %s with model %s v%s",
+        "leadstream: consuming %s with model %s v%s, scoring %s",
         ", ".join(settings.input_topics),
         model.id,
         model.version,
+        build.kind,
     )
     # The same numeric level for our logging and mode's: the bench saw the root
     # logger at DEBUG with the name "warn", and log records cost hot-path CPU.

@@ -17,6 +17,14 @@ import pytest
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from streams.build import scoring_build
+
+    stale = scoring_build().stale_error()
+    if stale is not None:  # the tests would check the old build, not the code
+        pytest.exit(stale, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Everything under tests/integration/ needs the broker; mark it so `-m "not integration"`
     # gives a Java-free run without each module having to remember the marker.

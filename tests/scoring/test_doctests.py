@@ -21,6 +21,9 @@ MODULES = [
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name), raise_on_error=False)
+    module = importlib.import_module(name)
+    if not (module.__file__ or "").endswith(".py"):
+        pytest.skip("compiled by mypyc: doctest finds no docstrings; run interpreted")
+    result = doctest.testmod(module, raise_on_error=False)
     assert result.failed == 0
     assert result.attempted > 0 or name == "scoring.model"
