@@ -146,6 +146,14 @@ def test_dockerfile_keeps_the_schema_dir_next_to_the_code() -> None:
     assert f"EXPOSE {Settings().web_port}" in dockerfile
 
 
+def test_dockerfile_compiles_scoring_from_its_sources() -> None:
+    dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
+    assert "python deploy/compile_scoring.py" in dockerfile
+    assert "COPY --from=scoring-build /app/scoring ./scoring" in dockerfile
+    # A developer's own build (`make compiled`) must not reach the image's build stage.
+    assert "scoring/*.so" in (REPO / ".dockerignore").read_text().split()
+
+
 # --------------------------------------------------------------------------- Kubernetes
 
 
