@@ -54,6 +54,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from scoring import load_default_model
+from streams.build import scoring_build
 from streams.localkafka import LocalKafka, ensure_topics, free_ports
 from streams.partitioning import Partitioner
 from streams.processes import stop_process
@@ -882,6 +883,7 @@ def main(argv: list[str] | None = None) -> int:
         f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — "
         f"`{git_head()}`{' (--quick)' if quick else ''}\n\n"
         f"- Machine: {machine()}\n- Kafka: {kafka_version(broker is not None)}\n"
+        f"- Scoring: {scoring_build().kind}\n"
         f"- Backlog: {n_events:,} events, {active:,} leads, 4 partitions x 4 topics; "
         f"worker ready {ready_s:.1f}s, backlog done {backlog_s:.1f}s after start\n\n"
     )
