@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.build import scoring_build
+from streams import worker
+from streams.build import ScoringBuild, scoring_build
+from streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -43,9 +45,14 @@ def test_scoring_build_tells_compiled_and_stale_modules(tmp_path: Path) -> None:
     assert scoring_build(tmp_path / "decay-only").kind == "interpreted"
 
 
-def test_this_checkout_runs_a_fresh_build() -> None:
-    # conftest refuses a stale build; this is the same check, seen from a test
-    assert scoring_build().stale == ()
+def test_worker_refuses_a_stale_build(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = ScoringBuild(compiled=("engine", "state"), stale=("engine",))
+    monkeypatch.setattr(worker, "scoring_build", lambda: stale)
+    assert worker.run_worker(Settings()) == 2  # before it loads a model or calls Kafka
+    err = capsys.readouterr().err
+    assert "cannot start: scoring/engine.py changed after the mypyc build" in err
 
 
 @pytest.mark.skipif(
