@@ -139,7 +139,7 @@ def run_apply(events: list[dict[str, Any]]) -> tuple[float, int, dict[str, LeadS
     states: dict[str, LeadState] = {}
     n_transitions = 0
     get = states.get
-    new = LeadState.new
+    new = LeadState
     start = time.perf_counter()
     for ev in events:
         lead = ev["lead_id"]

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         for lo in range(0, len(decoded), window):
             touched = set()
             for lead_id, event in decoded[lo : lo + window]:
-                state = states.get(lead_id) or LeadState.new(lead_id)
+                state = states.get(lead_id) or LeadState(lead_id)
                 states[lead_id], _ = apply(state, dict(event), model)
                 touched.add(lead_id)
             t0 = time.perf_counter()

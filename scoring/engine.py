@@ -26,7 +26,7 @@ design. Worked example (half-lives of seconds keep the numbers readable):
 ... entry = { score = 30 }
 ... exit = { score = 10 }
 ... ''')
->>> s = LeadState.new("L1")
+>>> s = LeadState("L1")
 >>> ev = {"event_id": "e1", "lead_id": "L1", "source": "web", "time": 100.0,
 ...       "path": "/pricing/enterprise"}
 >>> s, ts = apply(s, ev, m)

@@ -3,7 +3,7 @@
 ``apply``/``advance`` take ownership of the state they are given and return it
 (mutated): keep no other reference to it if you need the old value (``copy()``).
 
->>> s = LeadState.new("lead-1")
+>>> s = LeadState("lead-1")
 >>> s.lead_id, s.stage, s.clock, s.events_seen
 ('lead-1', '', None, 0)
 >>> LeadState.from_dict(s.to_dict()).to_dict() == s.to_dict()
@@ -104,8 +104,8 @@ class LeadState:
     b_upper: float
 
     def __init__(self, lead_id: str) -> None:
-        """A lead nothing is known about yet (``copy``/``from_dict`` then overwrite
-        it: mypyc's compiled classes have no bare ``__new__``)."""
+        """A lead nothing is known about yet. (``copy`` and ``from_dict`` start here
+        and overwrite: mypyc's compiled classes have no bare ``__new__``.)"""
         self.lead_id = lead_id
         self.stage = ""
         self._clock = _NEG_INF
@@ -128,11 +128,6 @@ class LeadState:
         self.nc_up = False
         self.nc_valid = False
         self.b_valid = False
-
-    @classmethod
-    def new(cls, lead_id: str) -> LeadState:
-        """A lead nothing is known about yet."""
-        return cls(lead_id)
 
     @property
     def clock(self) -> float | None:

@@ -136,7 +136,7 @@ class Pipeline:
                 state = entry[0]
             else:
                 loaded = load(lead_id, index)
-                state = loaded if loaded is not None else LeadState.new(lead_id)
+                state = loaded if loaded is not None else LeadState(lead_id)
             seen_before = state.events_seen
             late_before = state.late_dropped
             state, transitions = apply(state, event, model)

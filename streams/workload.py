@@ -648,7 +648,7 @@ def sample_states(n: int, *, seed: int, now: float, model: Any, cached: bool = T
     out = []
     for i in range(n):
         lead = f"seed-{seed}-{i}"
-        state = LeadState.new(lead)
+        state = LeadState(lead)
         t = now - 86400 * (1 + rng.random())
         bodies: list[tuple[str, dict[str, Any]]] = [
             ("profile", {"attributes": great_fit_persona(rng)})

@@ -42,7 +42,7 @@ def test_scoring_build_tells_compiled_and_stale_modules(tmp_path: Path) -> None:
     build = scoring_build(tmp_path)
     assert build.stale == ("state",)
     assert "scoring/state.py changed after the mypyc build" in (build.stale_error() or "")
-    assert scoring_build(tmp_path / "decay-only").kind == "interpreted"
+    assert scoring_build(tmp_path / "no-such-dir").kind == "interpreted"
 
 
 def test_worker_refuses_a_stale_build(

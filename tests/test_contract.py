@@ -310,7 +310,7 @@ def test_format_time_is_rfc3339_utc_millis_and_parses_back(ts: float) -> None:
 def _real_transition() -> dict[str, Any]:
     """A stage change produced by the scoring engine from decoded events."""
     model = load_default_model()
-    state = LeadState.new("lead-000001")
+    state = LeadState("lead-000001")
     base = NOW - 600
     events: list[tuple[str, dict[str, Any]]] = [
         ("profile", {**VALID["profile"], "occurred_at": round(base * 1000)}),

@@ -186,7 +186,7 @@ def test_demo_hot_leads_reach_sql_within_a_minute_under_the_default_model() -> N
             continue
         assert msg.label not in workload.INVALID_KINDS
         assert event["time"] == pytest.approx(t, abs=0.001)
-        state = states.get(msg.lead_id) or LeadState.new(msg.lead_id)
+        state = states.get(msg.lead_id) or LeadState(msg.lead_id)
         states[msg.lead_id], transitions = apply(state, event, model)
         for tr in transitions:
             reached.setdefault(tr["lead_id"], {}).setdefault(tr["to_stage"], t - START)

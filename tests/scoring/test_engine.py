@@ -16,7 +16,7 @@ M = small_model()
 
 
 def run(events: list[dict[str, object]], state: LeadState | None = None) -> tuple[LeadState, list]:
-    s = state or LeadState.new("L")
+    s = state or LeadState("L")
     out = []
     for e in events:
         s, ts = apply(s, e, M)
@@ -122,7 +122,7 @@ def test_dedup_window_is_bounded_by_count() -> None:
     from .models import TEST_MODEL
 
     m = small_model(TEST_MODEL.replace("dedup_max_ids = 64", "dedup_max_ids = 3"))
-    s = LeadState.new("L")
+    s = LeadState("L")
     for i in range(5):
         s, _ = apply(s, web("/blog", float(i), f"b{i}"), m)
     assert sorted(s.seen) == ["b2", "b3", "b4"]
@@ -163,7 +163,7 @@ def test_event_can_jump_several_stages() -> None:
     from .models import TEST_MODEL
 
     m = small_model(TEST_MODEL.replace("points = 25", "points = 60"))
-    s = LeadState.new("L")
+    s = LeadState("L")
     s, _ = apply(s, profile(0.0, seniority="vp", company_size=500), m)  # grade A
     s, ts = apply(s, webinar("attended", 1.0, "big"), m)
     assert [(t["from_stage"], t["to_stage"], t["direction"]) for t in ts] == [("cold", "mql", "up")]
@@ -198,7 +198,7 @@ def test_transition_payload() -> None:
 
 def test_transition_ids_are_deterministic() -> None:
     def go() -> list[str]:
-        s = LeadState.new("L")
+        s = LeadState("L")
         ids = []
         for e in [web("/pricing", 0.0, "a"), web("/pricing", 1.0, "b")]:
             s, ts = apply(s, e, M)
@@ -310,12 +310,12 @@ def test_snapshot_reflects_due_decay_without_changing_the_state() -> None:
     snap = snapshot(s, M, 1.0)
     assert snap["stage"] == "warm" and snap["next_change_at"] == pytest.approx(10 * math.log2(3))
     assert snap["reasons"] == reasons_at(s, M, 1.0)
-    fresh = snapshot(LeadState.new("N"), M, 5.0)
+    fresh = snapshot(LeadState("N"), M, 5.0)
     assert fresh["stage"] == "cold" and fresh["score"] == 0.0 and fresh["clock"] == 5.0
 
 
 def test_advance_on_a_fresh_lead_sets_the_clock() -> None:
-    s, ts = advance(LeadState.new("N"), 42.0, M)
+    s, ts = advance(LeadState("N"), 42.0, M)
     assert ts == [] and s.clock == 42.0 and s.stage == "cold"
     s, ts = advance(s, 10.0, M)
     assert s.clock == 42.0

@@ -28,7 +28,7 @@ def test_any_of_rules_and_memo_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_state_schema_version_and_repr() -> None:
-    s = LeadState.new("L")
+    s = LeadState("L")
     s, _ = apply(s, web("/blog", 3.0), small_model())
     assert repr(s) == "LeadState('L', stage='cold', clock=3.0, events_seen=1)"
     d = s.to_dict()

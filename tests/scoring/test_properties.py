@@ -26,7 +26,7 @@ N = 300
 
 
 def run(evs: list[dict[str, Any]]) -> LeadState:
-    s = LeadState.new("L")
+    s = LeadState("L")
     for e in evs:
         s, _ = apply(s, e, M)
     return s

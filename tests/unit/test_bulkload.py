@@ -55,7 +55,7 @@ def small_states(draw: Any) -> LeadState:
     """A state as the engine leaves it, sometimes with next_change computed, sometimes
     advanced in time (which may change the stage and invalidate the cache)."""
     lead = draw(LEAD_IDS)
-    state = LeadState.new(lead)
+    state = LeadState(lead)
     for ev in draw(events(max_size=20, lead=lead)):
         state, _ = apply(state, ev, SMALL)
     if draw(st.booleans()):
@@ -113,7 +113,7 @@ def test_due_from_raw_on_realistic_states() -> None:
     st.booleans(),
 )
 def test_due_from_raw_reads_every_float_exactly(due: float, up: bool) -> None:
-    state = LeadState.new("L")
+    state = LeadState("L")
     state.next_change, state.nc_up, state.nc_valid = due, up, True
     got = due_from_raw(encode_state(state))
     assert isinstance(got, float)
@@ -121,7 +121,7 @@ def test_due_from_raw_reads_every_float_exactly(due: float, up: bool) -> None:
 
 
 def test_non_finite_due_reads_as_the_decoder_does() -> None:
-    state = LeadState.new("L")
+    state = LeadState("L")
     state.next_change, state.nc_valid = math.inf, True
     raw = encode_state(state)  # orjson writes null for inf
     assert due_from_raw(raw) is None

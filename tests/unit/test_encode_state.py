@@ -19,7 +19,7 @@ M = small_model()
 @settings(max_examples=300, deadline=None)
 @given(events(max_size=40))
 def test_every_write_encodes_the_current_state(evs: list[dict[str, Any]]) -> None:
-    state = LeadState.new("L")
+    state = LeadState("L")
     for event in evs:
         state, _ = apply(state, event, M)
         assert encode_state(state) == orjson.dumps(state.to_dict())

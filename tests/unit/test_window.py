@@ -62,7 +62,7 @@ class Recorder:
 
 
 def lead(name: str, seen: int) -> LeadState:
-    s = LeadState.new(name)
+    s = LeadState(name)
     s.events_seen = seen
     return s
 
