@@ -607,13 +607,14 @@ async def ensure_topics_async(
     timeout: float = 60.0,  # noqa: ASYNC109
     *,
     replication_factor: int | None = None,
+    configs: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Create the missing ``topics`` (name -> partitions); return the names created.
 
-    Idempotent: existing topics are left as they are (partition counts are not changed)
-    and TopicAlreadyExists from a concurrent creator is fine. Retries until ``timeout``
-    while the broker is still starting. ``replication_factor`` defaults to
-    ``min(3, brokers)``.
+    Idempotent: existing topics are left as they are (partition counts and configs are
+    not changed) and TopicAlreadyExists from a concurrent creator is fine. Retries until
+    ``timeout`` while the broker is still starting. ``replication_factor`` defaults to
+    ``min(3, brokers)``; ``configs`` (topic configs) apply to the topics created.
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
@@ -635,7 +636,10 @@ async def ensure_topics_async(
                 brokers = (await admin.describe_cluster())["brokers"]
                 replication_factor = min(3, max(1, len(brokers)))
             response = await admin.create_topics(
-                [NewTopic(name, n, replication_factor) for name, n in missing.items()]
+                [
+                    NewTopic(name, n, replication_factor, topic_configs=dict(configs or {}))
+                    for name, n in missing.items()
+                ]
             )
             for name, code, *_ in response.topic_errors:
                 if code not in (0, TopicAlreadyExistsError.errno):
@@ -661,10 +665,13 @@ def ensure_topics(
     timeout: float = 60.0,
     *,
     replication_factor: int | None = None,
+    configs: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Blocking :func:`ensure_topics_async`; call it outside any running event loop."""
     return asyncio.run(
-        ensure_topics_async(bootstrap, topics, timeout, replication_factor=replication_factor)
+        ensure_topics_async(
+            bootstrap, topics, timeout, replication_factor=replication_factor, configs=configs
+        )
     )
 
 

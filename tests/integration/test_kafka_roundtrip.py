@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -48,3 +49,27 @@ async def test_produce_then_consume_round_trip(kafka_bootstrap: str, unique: str
     assert received == sent
     # Keyed records spread over the topic's partitions (all 20 on one would mean 1 partition).
     assert len(set(partitions.values())) > 1
+
+
+async def test_topic_configs_apply_to_created_topics(kafka_bootstrap: str, unique: str) -> None:
+    # The bench times stage changes by their append on lead.qualified: LogAppendTime.
+    topic = f"appendtime-{unique}"
+    configs = {"message.timestamp.type": "LogAppendTime"}
+    await ensure_topics_async(kafka_bootstrap, {topic: 1}, timeout=30, configs=configs)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        sent_ms = int(time.time() * 1000)
+        await producer.send_and_wait(topic, b"x", timestamp_ms=1_000)  # 1970: overwritten
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), timeout=30)
+    finally:
+        await consumer.stop()
+    assert record.timestamp_type == 1  # LogAppendTime
+    assert record.timestamp >= sent_ms - 1_000
