@@ -12,11 +12,14 @@ uniquely-named input topics (4 partitions, keyed by lead id):
   ``leadstream_events_total`` counter between 10% and 90% of the backlog;
 - latency: the backlog's mix (same generator and leads, live event times) offered at
   a tenth, a quarter and half the pipeline throughput (or ``--latency-rate``),
-  produce time of an event -> arrival of the ``lead.qualified`` message it triggered
-  (p50/p99; also to the message's timestamp, i.e. the worker's part); and, at a
+  produce time of an event -> the broker's append of the ``lead.qualified`` message
+  it triggered (p50/p99; also to its arrival at this process's consumer); and, at a
   quarter of it, a burst of new leads that each qualify (every event creates or
   changes a lead's stage); with the CPU share of the worker, the broker and this
   generator at each point, and with nothing offered;
+- latency floor: the target point's load through ``bench.relay`` (raw aiokafka,
+  every sixteenth event passed straight to an output topic), timed the same way:
+  what the machine, the broker and the generator cost before the worker adds any;
 - memory: worker RSS after the backlog, and its growth per 100k leads when, at the
   end, leads never seen before arrive (the one-off part, fetch and producer buffers,
   is paid by then);
@@ -64,6 +67,9 @@ from streams.workload import EventFactory, generate_events, great_fit_persona, s
 REPO = Path(__file__).resolve().parent.parent
 PARTITIONS = 4
 KIND_TOPIC = {"web": "web", "email": "email", "webinar": "webinar", "profile": "profiles"}
+#: aiokafka's ``ConsumerRecord.timestamp_type`` of a time the broker set.
+LOG_APPEND_TIME = 1
+QUALIFIED_CONFIGS = {"message.timestamp.type": "LogAppendTime"}
 #: Number of the first lead of the memory phase: far above any backlog's leads.
 NEW_LEADS_FIRST = 10_000_000
 
@@ -86,6 +92,14 @@ class Topics:
 
     def env(self, app_id: str) -> dict[str, str]:
         return {"LEADSTREAM_APP_ID": app_id, **topic_env(self.names)}
+
+
+def create_topics(bootstrap: str, topics: Topics) -> None:
+    """Create the run's topics. lead.qualified keeps the time the broker appended each
+    record (LogAppendTime): the latency points time a stage change by it."""
+    qualified = topics.names["qualified"]
+    ensure_topics(bootstrap, {qualified: PARTITIONS}, 60, configs=QUALIFIED_CONFIGS)
+    ensure_topics(bootstrap, dict.fromkeys(topics.names.values(), PARTITIONS), 60)
 
 
 async def produce_all(
@@ -411,9 +425,11 @@ async def _latency(
 ) -> tuple[list[float], list[float], int]:
     """Offer ``messages`` at ``rate``; match lead.qualified triggers to their send time.
 
-    Returns the latencies to arrival here, the latencies to the stage change's record
-    timestamp (set when the worker's producer took it: what the worker itself adds,
-    to millisecond precision) and how many messages were sent.
+    Returns the latencies to the stage change's append on lead.qualified (its record
+    timestamp: the topic keeps LogAppendTime, to millisecond precision), the latencies
+    to its arrival here, and how many messages were sent. Arrival adds this consumer's
+    fetch, in a process that is also offering the load: not part of the worker's
+    latency, but what a downstream consumer on this machine might see.
 
     Messages are built before the clock starts: the load generator shares the
     machine's two cores with the worker and the broker, so it must cost as little as
@@ -430,8 +446,8 @@ async def _latency(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
     await producer.start()
     sent_at: dict[str, tuple[float, float]] = {}
-    latencies: list[float] = []
-    to_worker_send: list[float] = []
+    to_append: list[float] = []
+    to_arrival: list[float] = []
     try:
         tps = [TopicPartition(qualified, p) for p in range(PARTITIONS)]
         consumer.assign(tps)
@@ -449,8 +465,10 @@ async def _latency(
                         trigger = orjson.loads(r.value).get("trigger_event_id")
                         t0 = sent_at.pop(trigger, None)
                         if t0 is not None:
-                            latencies.append(arrived - t0[0])
-                            to_worker_send.append(r.timestamp / 1000 - t0[1])
+                            if r.timestamp_type != LOG_APPEND_TIME:
+                                raise RuntimeError(f"{qualified} does not keep LogAppendTime")
+                            to_append.append(r.timestamp / 1000 - t0[1])
+                            to_arrival.append(arrived - t0[0])
                 if stop.is_set() and (not batch or time.perf_counter() > deadline_drain):
                     return
 
@@ -499,7 +517,7 @@ async def _latency(
         deadline_drain = time.perf_counter() + 15
         stop.set()
         await reader
-        return latencies, to_worker_send, sent
+        return to_append, to_arrival, sent
     finally:
         await producer.stop()
         await consumer.stop()
@@ -520,9 +538,9 @@ def cpu_seconds(pid: int | None) -> float:
 class CpuShares(dict[str, float]):
     """Within ``with``: each process's CPU time over the wall time (1.0 = a core)."""
 
-    def __init__(self, worker_pid: int, broker_pid: int | None) -> None:
+    def __init__(self, worker_pid: int, broker_pid: int | None, worker: str = "worker") -> None:
         super().__init__()
-        self.pids = {"worker": worker_pid, "broker": broker_pid, "generator": os.getpid()}
+        self.pids = {worker: worker_pid, "broker": broker_pid, "generator": os.getpid()}
 
     def __enter__(self) -> CpuShares:
         self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
@@ -545,6 +563,11 @@ def bucket_quantile(before: dict[float, float], after: dict[float, float], q: fl
         if after[le] - before.get(le, 0.0) >= q * total:
             return le
     return float("nan")
+
+
+def percentile_ms(ordered: list[float], p: float) -> float:
+    """The ``p`` quantile of sorted seconds, in ms (nan when empty)."""
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else math.nan
 
 
 def latency(
@@ -572,33 +595,89 @@ def latency(
     # Who used the two cores while the load was offered: the answer to "is the worker
     # at capacity?" when p99 grows.
     with CpuShares(worker.proc.pid, broker_pid) as cpu:
-        lats, worker_lats, sent = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
+        timed = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
     after = [worker.histogram(name) for name in names]
     gc_after = worker.histogram("leadstream_gc_pause_seconds")
     batch_p99, flush_p99 = (bucket_quantile(b, a, 0.99) for b, a in zip(before, after, strict=True))
     gcs = gc_after.get(float("inf"), 0.0) - gc_before.get(float("inf"), 0.0)
     gc_max = bucket_quantile(gc_before, gc_after, 1.0) if gcs else 0.0
-    lats.sort()
-    worker_lats.sort()
+    out = latency_stats(*timed, cpu)
+    say(
+        f"latency ({workload}) at {rate:,.0f} ev/s offered: {latency_summary(out, 'stage changes')}"
+        f"; in the worker, p99 of a batch <= {batch_p99 * 1000:g} ms, of a state flush <= "
+        f"{flush_p99 * 1000:g} ms; {gcs:.0f} GC pauses, longest <= {gc_max * 1000:g} ms"
+    )
+    return out
 
-    def pct(values: list[float], p: float) -> float:
-        return values[min(len(values) - 1, int(p * len(values)))] * 1000 if values else math.nan
 
-    out = {
-        "p50": pct(lats, 0.5),
-        "p99": pct(lats, 0.99),
-        "worker_p50": pct(worker_lats, 0.5),
-        "worker_p99": pct(worker_lats, 0.99),
-        "matched": len(lats),
+def latency_stats(
+    to_append: list[float], to_arrival: list[float], sent: int, cpu: CpuShares
+) -> dict[str, float]:
+    """p50/p99 in ms of what :func:`_latency` timed, with the CPU shares meanwhile."""
+    to_append.sort()
+    to_arrival.sort()
+    return {
+        "p50": percentile_ms(to_append, 0.5),
+        "p99": percentile_ms(to_append, 0.99),
+        "arrival_p50": percentile_ms(to_arrival, 0.5),
+        "arrival_p99": percentile_ms(to_arrival, 0.99),
+        "matched": len(to_append),
+        "sent": sent,
         **cpu,
     }
+
+
+def latency_summary(point: dict[str, float], matched: str) -> str:
+    return (
+        f"p50 {point['p50']:.1f} ms, p99 {point['p99']:.1f} ms to the append on lead.qualified "
+        f"over {point['matched']:,.0f} {matched} of {point['sent']:,.0f} events (to arrival at "
+        f"the bench's consumer: p50 {point['arrival_p50']:.0f} ms, p99 "
+        f"{point['arrival_p99']:.0f} ms)"
+    )
+
+
+def latency_cell(point: dict[str, float], process: str) -> str:
+    """A latency row's result: p50 / p99 to the append, then arrival and CPU."""
+    return (
+        f"{point['p50']:.1f} / {point['p99']:.1f} ms (arrival at a consumer: "
+        f"{point['arrival_p50']:.0f} / {point['arrival_p99']:.0f} ms; CPU: {process} "
+        f"{point[process]:.0%}, broker {point['broker']:.0%}, generator "
+        f"{point['generator']:.0%})"
+    )
+
+
+def latency_floor(
+    broker_pid: int | None, bootstrap: str, prefix: str, rate: float, duration: float, n_leads: int
+) -> dict[str, float]:
+    """The latency point's load and timing with ``bench.relay`` in the worker's place.
+
+    Topics of its own (the worker never sees this load); what the relay's p99 leaves
+    to the target is what the worker may add on this machine.
+    """
+    topics = Topics(prefix)
+    create_topics(bootstrap, topics)
+    n = int(rate * duration) + 1
+    messages = list(
+        itertools.islice(mix_messages(n, n_leads, duration, 43 + next(_LATENCY_RUNS)), n)
+    )
+    args = ["--bootstrap", bootstrap, "--inputs", ",".join(topics.inputs)]
+    args += ["--partitions", str(PARTITIONS), "--output", topics.names["qualified"]]
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "bench.relay", *args], cwd=REPO, stdout=subprocess.PIPE
+    )
+    try:
+        assert relay.stdout is not None
+        line = relay.stdout.readline()  # "ready", or "" if it died first (stderr shows why)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"bench.relay did not start (exit {relay.wait()})")
+        with CpuShares(relay.pid, broker_pid, worker="relay") as cpu:
+            timed = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
+    finally:
+        stop_process(relay, grace_s=10)
+    out = latency_stats(*timed, cpu)
     say(
-        f"latency ({workload}) at {rate:,.0f} ev/s offered ({sent} sent): p50 {out['p50']:.1f} "
-        f"ms, p99 {out['p99']:.1f} ms over {len(lats)} stage changes (until the worker's "
-        f"producer took them: p50 {out['worker_p50']:.0f} ms, p99 {out['worker_p99']:.0f} ms); "
-        "in the worker, p99 of "
-        f"a batch <= {batch_p99 * 1000:g} ms, of a state flush <= {flush_p99 * 1000:g} ms; "
-        f"{gcs:.0f} GC pauses, longest <= {gc_max * 1000:g} ms; CPU {cpu}"
+        f"latency floor (bench.relay, no scoring) at {rate:,.0f} ev/s offered: "
+        f"{latency_summary(out, 'relayed')}; CPU {cpu}"
     )
     return out
 
@@ -763,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap = broker.bootstrap
         uid = uuid.uuid4().hex[:8]
         topics = Topics(f"bench-{uid}")
-        ensure_topics(bootstrap, dict.fromkeys(topics.names.values(), PARTITIONS), timeout=60)
+        create_topics(bootstrap, topics)
         active = preload(bootstrap, topics, n_events, n_leads)
 
         ceil = ceiling(bootstrap, topics, n_events)
@@ -794,7 +873,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             # What the broker and the worker cost with nothing offered (fetch polling,
             # the log cleaner compacting the changelog the backlog wrote, ...).
-            with CpuShares(worker.proc.pid, broker.pid if broker is not None else None) as idle:
+            broker_pid = broker.pid if broker is not None else None
+            with CpuShares(worker.proc.pid, broker_pid) as idle:
                 time.sleep(5.0)
             say(f"idle for 5 s after the backlog: CPU {idle}")
             # The target point (half the throughput, or --latency-rate) and, to show
@@ -810,7 +890,7 @@ def main(argv: list[str] | None = None) -> int:
                     with py_spy(worker.proc.pid, profile):
                         result = latency(
                             worker,
-                            broker.pid if broker is not None else None,
+                            broker_pid,
                             bootstrap,
                             topics,
                             offered,
@@ -819,6 +899,13 @@ def main(argv: list[str] | None = None) -> int:
                             n_leads,
                         )
                     lat_points.append((workload, offered, result))
+            floor = (
+                None
+                if "latency" in skip
+                else latency_floor(
+                    broker_pid, bootstrap, f"bench-{uid}-floor", lat_rate, lat_seconds, n_leads
+                )
+            )
             marginal = (
                 None if "memory" in skip else marginal_memory(worker, bootstrap, topics, new_leads)
             )
@@ -853,13 +940,22 @@ def main(argv: list[str] | None = None) -> int:
                     else f"latency p50 / p99, all-new qualifying leads at {offered:,.0f} ev/s"
                 )
                 + f" ({point['matched']:,.0f} stage changes)",
-                f"{point['p50']:.1f} / {point['p99']:.1f} ms (worker's producer took them: "
-                f"{point['worker_p50']:.0f} / {point['worker_p99']:.0f} ms; CPU: worker "
-                f"{point['worker']:.0%}, broker {point['broker']:.0%}, generator "
-                f"{point['generator']:.0%})",
+                latency_cell(point, "worker"),
                 "p99 <= 100 ms" if workload == "mix" and offered == lat_rate else "",
             )
             for workload, offered, point in lat_points
+        ),
+        *(
+            [
+                (
+                    f"latency floor p50 / p99, the mix at {lat_rate:,.0f} ev/s through "
+                    f"bench.relay, raw aiokafka and no scoring ({floor['matched']:,.0f} events)",
+                    latency_cell(floor, "relay"),
+                    "",
+                )
+            ]
+            if floor is not None
+            else []
         ),
         (f"memory: RSS at ready -> after the backlog ({active:,} leads)", memory, ""),
         *(

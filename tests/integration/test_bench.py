@@ -21,9 +21,12 @@ ROWS = [
     r"CPU with nothing offered, after the backlog \| worker \d+%, broker \d+%",
     *[
         rf"latency p50 / p99, {what} at [\d,]+ ev/s \([\d,]+ stage changes\) \| "
-        r"[\d.]+ / [\d.]+ ms \(worker's producer took them: \d+ / \d+ ms; CPU: worker \d+%"
+        r"[\d.]+ / [\d.]+ ms \(arrival at a consumer: \d+ / \d+ ms; CPU: worker \d+%"
         for what in ["backlog's mix live"] * 3 + ["all-new qualifying leads"]
     ],
+    r"latency floor p50 / p99, the mix at [\d,]+ ev/s through bench\.relay, raw aiokafka and "
+    r"no scoring \([\d,]+ events\) \| [\d.]+ / [\d.]+ ms \(arrival at a consumer: \d+ / \d+ ms; "
+    r"CPU: relay \d+%",
     # A small run's few thousand leads may weigh less than what the worker frees.
     r"memory: RSS at ready -> after the backlog \([\d,]+ leads\) \| \d+ -> \d+ MiB "
     r"\((\d+ MiB per 100k leads|not measurable at this size)\)",
@@ -52,7 +55,7 @@ def test_bench_run_measures_every_row(kafka_bootstrap: str) -> None:
     for row in ROWS:
         assert re.search(row, table), f"no row matching {row!r} in:\n{table}"
     assert "nan" not in table
-    assert len(re.findall(r"^\| latency", table, re.M)) == 4
+    assert len(re.findall(r"^\| latency", table, re.M)) == 5
     # --no-record leaves the results file alone
     assert (results.read_bytes() if results.exists() else None) == before
     # Every process's data (the naive Faust app's too) stays in the bench's temp dir.

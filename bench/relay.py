@@ -1,0 +1,86 @@
+"""The latency floor: raw aiokafka passing events straight through, no scoring.
+
+    python -m bench.relay --bootstrap HOST:PORT --inputs T1,T2,... --partitions N --output T
+
+Its own process, like the worker: consumes every partition of ``inputs`` from the
+end with the worker's fetch request (``FETCH_MIN_BYTES`` or the default fetch wait)
+and, for one event in ``SAMPLE``, produces ``{"trigger_event_id": ...}`` to
+``output`` with the worker's producer linger and acks. The bench offers it the same
+load as the worker's latency point and times it the same way, so the two p99s
+differ by what the worker adds; the rest is the broker, the load generator and
+two shared cores. Prints ``ready`` once positioned; stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.app import FETCH_MIN_BYTES
+from streams.settings import Settings
+
+#: One event in this many is relayed (event ids are uuid4: the last hex digit is
+#: uniform), about as many records as the worker's stage changes at the same load.
+SAMPLE = 16
+#: Faust's producer defaults that the worker keeps (acks from all in-sync replicas).
+PRODUCER_ACKS = "all"
+PRODUCER_LINGER_MS = 2
+
+
+def relayed(event_id: str) -> bool:
+    return event_id.endswith("0")
+
+
+async def relay(bootstrap: str, inputs: list[str], partitions: int, output: str) -> None:
+    fetch_wait_ms = max(1, round(Settings().fetch_max_wait_s * 1000))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_min_bytes=FETCH_MIN_BYTES,
+        fetch_max_wait_ms=fetch_wait_ms,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=PRODUCER_LINGER_MS, acks=PRODUCER_ACKS
+    )
+    await consumer.start()
+    await producer.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        tps = [TopicPartition(topic, p) for topic in inputs for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+        print("ready", flush=True)
+        while not stop.is_set():
+            fetched = await consumer.getmany(timeout_ms=100)
+            for records in fetched.values():
+                for record in records:
+                    event_id = orjson.loads(record.value)["event_id"]
+                    if relayed(event_id):
+                        body = orjson.dumps({"trigger_event_id": event_id})
+                        await producer.send(output, body, key=record.key)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.relay", description=__doc__)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--inputs", required=True, help="comma-separated topics")
+    parser.add_argument("--partitions", type=int, required=True, help="of each input topic")
+    parser.add_argument("--output", required=True)
+    args = parser.parse_args(argv)
+    asyncio.run(relay(args.bootstrap, args.inputs.split(","), args.partitions, args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
