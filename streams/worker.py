@@ -29,8 +29,9 @@ log = logging.getLogger("leadstream")
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_GEN0_THRESHOLD = 20_000
 #: How often survivors are frozen out of collections, and how often everything is
-#: thawed and fully collected (see tune_gc).
-GC_FREEZE_INTERVAL_S = 1.0
+#: thawed and fully collected (see tune_gc). Freezing is O(1); often enough, a live
+#: worker's young generation never reaches its threshold.
+GC_FREEZE_INTERVAL_S = 0.1
 GC_FULL_INTERVAL_S = 900.0
 
 LOG_LEVEL_NUMBERS = {
@@ -155,11 +156,15 @@ def tune_gc(app: Any) -> None:
     collector ran every 700 allocations and its older-generation passes walked the
     state cache: a tenth of the worker's time, and pauses of 0.3-0.6 s whenever the
     middle or oldest generation came due. So: young collections every
-    ``GC_GEN0_THRESHOLD`` allocations (a few ms each), and every
-    ``GC_FREEZE_INTERVAL_S`` what survived is frozen (``gc.freeze``: moved out of
-    the generations the collector walks; refcounting still frees it). Lead states
-    hold no reference cycles; cyclic garbage frozen while still alive would stay, so
-    every ``GC_FULL_INTERVAL_S`` everything is thawed and collected once.
+    ``GC_GEN0_THRESHOLD`` allocations, and every ``GC_FREEZE_INTERVAL_S`` what
+    survived is frozen (``gc.freeze``: moved out of the generations the collector
+    walks; refcounting still frees it). A young collection walks what the young
+    objects point to, scattered over the state cache: 10-20 ms each at 21k events/s,
+    1.5 a second, while finding almost no garbage (362 objects over a whole bench
+    run). Freezing every 0.1 s keeps the young generation under the threshold at
+    live rates, so those pauses mostly stop; a backlog still triggers them. Lead
+    states hold no reference cycles; cyclic garbage frozen while still alive would
+    stay, so every ``GC_FULL_INTERVAL_S`` everything is thawed and collected once.
     """
     gc.freeze()
     gc.set_threshold(GC_GEN0_THRESHOLD, 10, 10)
