@@ -289,14 +289,16 @@ class WorkerProc:
             total += float(m.group(1))
         return int(total)
 
-    def histogram(self, name: str) -> dict[float, float]:
+    def histogram(self, name: str, where: str = "") -> dict[float, float]:
         """Cumulative bucket counts (upper bound -> count) of one of the worker's
-        histograms, summed over its label values."""
+        histograms, summed over its label values (those of series whose labels
+        include ``where``, e.g. ``generation="2"``, when given)."""
         body = self.get("/metrics")[1]
-        pattern = rb"^" + name.encode() + rb'_bucket\{(?:[^}]*,)?le="([^"]+)"[^}]*\} (\S+)$'
+        pattern = rb"^" + name.encode() + rb'_bucket\{([^}]*le="([^"]+)"[^}]*)\} (\S+)$'
         out: dict[float, float] = {}
-        for le, n in re.findall(pattern, body, re.M):
-            out[float(le)] = out.get(float(le), 0.0) + float(n)
+        for labels, le, n in re.findall(pattern, body, re.M):
+            if where.encode() in labels:
+                out[float(le)] = out.get(float(le), 0.0) + float(n)
         return out
 
     def rss_kib(self) -> int:
@@ -556,6 +558,20 @@ class CpuShares(dict[str, float]):
         return ", ".join(f"{name} {share:.0%}" for name, share in self.items())
 
 
+GC_PAUSE = "leadstream_gc_pause_seconds"
+GENERATIONS = (0, 1, 2)
+
+
+def gc_pauses(before: list[dict[float, float]], after: list[dict[float, float]]) -> str:
+    """ "count (longest <= bound ms)" per generation collected, between two scrapes."""
+    parts = []
+    for b, a in zip(before, after, strict=True):
+        n = a.get(float("inf"), 0.0) - b.get(float("inf"), 0.0)
+        longest = bucket_quantile(b, a, 1.0) * 1000 if n else 0.0
+        parts.append(f"{n:.0f} (<= {longest:g} ms)")
+    return ", ".join(parts)
+
+
 def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
     """Upper bound of the bucket holding the q-quantile of what was observed in between."""
     total = after.get(float("inf"), 0.0) - before.get(float("inf"), 0.0)
@@ -591,21 +607,20 @@ def latency(
     messages = list(itertools.islice(live, n))
     names = ("leadstream_batch_duration_seconds", "leadstream_state_flush_duration_seconds")
     before = [worker.histogram(name) for name in names]
-    gc_before = worker.histogram("leadstream_gc_pause_seconds")
+    gc_before = [worker.histogram(GC_PAUSE, f'generation="{g}"') for g in GENERATIONS]
     # Who used the two cores while the load was offered: the answer to "is the worker
     # at capacity?" when p99 grows.
     with CpuShares(worker.proc.pid, broker_pid) as cpu:
         timed = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
     after = [worker.histogram(name) for name in names]
-    gc_after = worker.histogram("leadstream_gc_pause_seconds")
+    gc_after = [worker.histogram(GC_PAUSE, f'generation="{g}"') for g in GENERATIONS]
     batch_p99, flush_p99 = (bucket_quantile(b, a, 0.99) for b, a in zip(before, after, strict=True))
-    gcs = gc_after.get(float("inf"), 0.0) - gc_before.get(float("inf"), 0.0)
-    gc_max = bucket_quantile(gc_before, gc_after, 1.0) if gcs else 0.0
+    gcs = gc_pauses(gc_before, gc_after)
     out = latency_stats(*timed, cpu)
     say(
         f"latency ({workload}) at {rate:,.0f} ev/s offered: {latency_summary(out, 'stage changes')}"
         f"; in the worker, p99 of a batch <= {batch_p99 * 1000:g} ms, of a state flush <= "
-        f"{flush_p99 * 1000:g} ms; {gcs:.0f} GC pauses, longest <= {gc_max * 1000:g} ms"
+        f"{flush_p99 * 1000:g} ms; GC pauses by generation {gcs}"
     )
     return out
 
