@@ -40,6 +40,7 @@ import os
 import platform
 import random
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -70,6 +71,8 @@ KIND_TOPIC = {"web": "web", "email": "email", "webinar": "webinar", "profile": "
 #: aiokafka's ``ConsumerRecord.timestamp_type`` of a time the broker set.
 LOG_APPEND_TIME = 1
 QUALIFIED_CONFIGS = {"message.timestamp.type": "LogAppendTime"}
+#: Longest wait for bench.relay to be positioned on its topics.
+RELAY_START_S = 60.0
 #: Number of the first lead of the memory phase: far above any backlog's leads.
 NEW_LEADS_FIRST = 10_000_000
 
@@ -618,8 +621,9 @@ def latency(
     gcs = gc_pauses(gc_before, gc_after)
     out = latency_stats(*timed, cpu)
     say(
-        f"latency ({workload}) at {rate:,.0f} ev/s offered: {latency_summary(out, 'stage changes')}"
-        f"; in the worker, p99 of a batch <= {batch_p99 * 1000:g} ms, of a state flush <= "
+        f"latency ({workload}) at {rate:,.0f} ev/s offered, {out['matched']:,.0f} stage changes "
+        f"of {out['sent']:,.0f} events, p50 / p99 to the append: {latency_cell(out, 'worker')}; "
+        f"in the worker, p99 of a batch <= {batch_p99 * 1000:g} ms, of a state flush <= "
         f"{flush_p99 * 1000:g} ms; GC pauses by generation {gcs}"
     )
     return out
@@ -640,15 +644,6 @@ def latency_stats(
         "sent": sent,
         **cpu,
     }
-
-
-def latency_summary(point: dict[str, float], matched: str) -> str:
-    return (
-        f"p50 {point['p50']:.1f} ms, p99 {point['p99']:.1f} ms to the append on lead.qualified "
-        f"over {point['matched']:,.0f} {matched} of {point['sent']:,.0f} events (to arrival at "
-        f"the bench's consumer: p50 {point['arrival_p50']:.0f} ms, p99 "
-        f"{point['arrival_p99']:.0f} ms)"
-    )
 
 
 def latency_cell(point: dict[str, float], process: str) -> str:
@@ -682,17 +677,19 @@ def latency_floor(
     )
     try:
         assert relay.stdout is not None
-        line = relay.stdout.readline()  # "ready", or "" if it died first (stderr shows why)
-        if line.strip() != b"ready":
-            raise RuntimeError(f"bench.relay did not start (exit {relay.wait()})")
+        # "ready", or nothing if it died first (its stderr shows why) or hangs.
+        started, _, _ = select.select([relay.stdout], [], [], RELAY_START_S)
+        if not started or relay.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"bench.relay did not start (exit code {relay.poll()})")
         with CpuShares(relay.pid, broker_pid, worker="relay") as cpu:
             timed = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
     finally:
         stop_process(relay, grace_s=10)
     out = latency_stats(*timed, cpu)
     say(
-        f"latency floor (bench.relay, no scoring) at {rate:,.0f} ev/s offered: "
-        f"{latency_summary(out, 'relayed')}; CPU {cpu}"
+        f"latency floor (bench.relay, no scoring) at {rate:,.0f} ev/s offered, "
+        f"{out['matched']:,.0f} relayed of {out['sent']:,.0f} events, p50 / p99 to the append: "
+        f"{latency_cell(out, 'relay')}"
     )
     return out
 
