@@ -3,7 +3,7 @@
     python -m bench.relay --bootstrap HOST:PORT --inputs T1,T2,... --partitions N --output T
 
 Its own process, like the worker: consumes every partition of ``inputs`` from the
-end with the worker's fetch request (``FETCH_MIN_BYTES`` or the default fetch wait)
+end with the worker's fetch request under load (``FETCH_MIN_BYTES`` or the fetch wait)
 and, for one event in ``SAMPLE``, produces ``{"trigger_event_id": ...}`` to
 ``output`` with the worker's producer linger and acks. The bench offers it the same
 load as the worker's latency point and times it the same way, so the two p99s
@@ -38,7 +38,7 @@ def relayed(event_id: str) -> bool:
 
 
 async def relay(bootstrap: str, inputs: list[str], partitions: int, output: str) -> None:
-    fetch_wait_ms = max(1, round(Settings().fetch_max_wait_s * 1000))
+    fetch_wait_ms = max(1, round(Settings.from_env().fetch_max_wait_s * 1000))
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
