@@ -71,8 +71,10 @@ KIND_TOPIC = {"web": "web", "email": "email", "webinar": "webinar", "profile": "
 #: aiokafka's ``ConsumerRecord.timestamp_type`` of a time the broker set.
 LOG_APPEND_TIME = 1
 QUALIFIED_CONFIGS = {"message.timestamp.type": "LogAppendTime"}
-#: Longest wait for bench.relay to be positioned on its topics.
+#: Longest wait for bench.relay to be positioned on its topics, and how long it
+#: relays before it is timed.
 RELAY_START_S = 60.0
+RELAY_WARMUP_S = 3.0
 #: Number of the first lead of the memory phase: far above any backlog's leads.
 NEW_LEADS_FIRST = 10_000_000
 
@@ -666,10 +668,14 @@ def latency_floor(
     """
     topics = Topics(prefix)
     create_topics(bootstrap, topics)
-    n = int(rate * duration) + 1
-    messages = list(
-        itertools.islice(mix_messages(n, n_leads, duration, 43 + next(_LATENCY_RUNS)), n)
-    )
+
+    def load(seconds: float) -> list[Live]:
+        n = int(rate * seconds) + 1
+        return list(
+            itertools.islice(mix_messages(n, n_leads, seconds, 43 + next(_LATENCY_RUNS)), n)
+        )
+
+    warmup, messages = load(RELAY_WARMUP_S), load(duration)
     args = ["--bootstrap", bootstrap, "--inputs", ",".join(topics.inputs)]
     args += ["--partitions", str(PARTITIONS), "--output", topics.names["qualified"]]
     relay = subprocess.Popen(
@@ -681,6 +687,8 @@ def latency_floor(
         started, _, _ = select.select([relay.stdout], [], [], RELAY_START_S)
         if not started or relay.stdout.readline().strip() != b"ready":
             raise RuntimeError(f"bench.relay did not start (exit code {relay.poll()})")
+        # New topics' first second is slow end to end (70-190 ms); the worker's are warm.
+        asyncio.run(_latency(bootstrap, topics, rate, RELAY_WARMUP_S, warmup))
         with CpuShares(relay.pid, broker_pid, worker="relay") as cpu:
             timed = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
     finally:
