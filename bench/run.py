@@ -18,7 +18,7 @@ uniquely-named input topics (4 partitions, keyed by lead id):
   changes a lead's stage); with the CPU share of the worker, the broker and this
   generator at each point, and with nothing offered;
 - latency floor: the target point's load through ``bench.relay`` (raw aiokafka,
-  every sixteenth event passed straight to an output topic), timed the same way:
+  one event in sixteen passed straight to an output topic), timed the same way:
   what the machine, the broker and the generator cost before the worker adds any;
 - memory: worker RSS after the backlog, and its growth per 100k leads when, at the
   end, leads never seen before arrive (the one-off part, fetch and producer buffers,
@@ -568,7 +568,8 @@ GENERATIONS = (0, 1, 2)
 
 
 def gc_pauses(before: list[dict[float, float]], after: list[dict[float, float]]) -> str:
-    """ "count (longest <= bound ms)" per generation collected, between two scrapes."""
+    """Per generation collected between two scrapes: how many, and the bound of the
+    longest (its histogram bucket)."""
     parts = []
     for b, a in zip(before, after, strict=True):
         n = a.get(float("inf"), 0.0) - b.get(float("inf"), 0.0)
