@@ -38,12 +38,11 @@ def relayed(event_id: str) -> bool:
 
 
 async def relay(bootstrap: str, inputs: list[str], partitions: int, output: str) -> None:
-    fetch_wait_ms = max(1, round(Settings.from_env().fetch_max_wait_s * 1000))
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         fetch_min_bytes=FETCH_MIN_BYTES,
-        fetch_max_wait_ms=fetch_wait_ms,
+        fetch_max_wait_ms=Settings.from_env().fetch_max_wait_ms,
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=PRODUCER_LINGER_MS, acks=PRODUCER_ACKS

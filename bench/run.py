@@ -236,6 +236,17 @@ def naive(bootstrap: str, topics: Topics, n_events: int, tmp: Path) -> tuple[flo
 # ---------------------------------------------------------------------------- workers
 
 
+def parse_histogram(body: bytes, name: str, where: str = "") -> dict[float, float]:
+    """Cumulative bucket counts (upper bound -> count) of histogram ``name`` in a
+    Prometheus text page, summed over the series whose labels include ``where``."""
+    pattern = rb"^" + name.encode() + rb'_bucket\{([^}]*le="([^"]+)"[^}]*)\} (\S+)$'
+    out: dict[float, float] = {}
+    for labels, le, n in re.findall(pattern, body, re.M):
+        if where.encode() in labels:
+            out[float(le)] = out.get(float(le), 0.0) + float(n)
+    return out
+
+
 class WorkerProc:
     def __init__(self, bootstrap: str, topics: Topics, app_id: str, data_dir: Path) -> None:
         self.port = free_ports(1)[0]
@@ -295,16 +306,8 @@ class WorkerProc:
         return int(total)
 
     def histogram(self, name: str, where: str = "") -> dict[float, float]:
-        """Cumulative bucket counts (upper bound -> count) of one of the worker's
-        histograms, summed over its label values (those of series whose labels
-        include ``where``, e.g. ``generation="2"``, when given)."""
-        body = self.get("/metrics")[1]
-        pattern = rb"^" + name.encode() + rb'_bucket\{([^}]*le="([^"]+)"[^}]*)\} (\S+)$'
-        out: dict[float, float] = {}
-        for labels, le, n in re.findall(pattern, body, re.M):
-            if where.encode() in labels:
-                out[float(le)] = out.get(float(le), 0.0) + float(n)
-        return out
+        """:func:`parse_histogram` of the worker's metrics page."""
+        return parse_histogram(self.get("/metrics")[1], name, where)
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -404,6 +407,13 @@ def mix_messages(n_events: int, n_leads: int, duration: float, seed: int) -> Ite
         n_events=n_events, n_leads=n_leads, seed=seed, start=time.time(), span_s=duration
     ):
         yield KIND_TOPIC[kind], lead.encode(), value, orjson.loads(value)["event_id"]
+
+
+def live_mix(rate: float, seconds: float, n_leads: int) -> list[Live]:
+    """``seconds`` of the backlog's mix at ``rate``. A new seed per call: the same seed
+    would replay the same event ids, which the worker drops as duplicates."""
+    n = int(rate * seconds) + 1
+    return list(itertools.islice(mix_messages(n, n_leads, seconds, 43 + next(_LATENCY_RUNS)), n))
 
 
 def burst_messages(seed: int) -> Iterator[Live]:
@@ -602,15 +612,11 @@ def latency(
     workload: str,
     n_leads: int,
 ) -> dict[str, float]:
-    n = int(rate * duration) + 1
-    live = (
-        # A new seed per call: the same seed would replay the same event ids, which
-        # the worker drops as duplicates.
-        mix_messages(n, n_leads, duration, seed=43 + next(_LATENCY_RUNS))
+    messages = (
+        live_mix(rate, duration, n_leads)
         if workload == "mix"
-        else burst_messages(int(time.time()))
+        else list(itertools.islice(burst_messages(int(time.time())), int(rate * duration) + 1))
     )
-    messages = list(itertools.islice(live, n))
     names = ("leadstream_batch_duration_seconds", "leadstream_state_flush_duration_seconds")
     before = [worker.histogram(name) for name in names]
     gc_before = [worker.histogram(GC_PAUSE, f'generation="{g}"') for g in GENERATIONS]
@@ -669,14 +675,8 @@ def latency_floor(
     """
     topics = Topics(prefix)
     create_topics(bootstrap, topics)
-
-    def load(seconds: float) -> list[Live]:
-        n = int(rate * seconds) + 1
-        return list(
-            itertools.islice(mix_messages(n, n_leads, seconds, 43 + next(_LATENCY_RUNS)), n)
-        )
-
-    warmup, messages = load(RELAY_WARMUP_S), load(duration)
+    warmup = live_mix(rate, RELAY_WARMUP_S, n_leads)
+    messages = live_mix(rate, duration, n_leads)
     args = ["--bootstrap", bootstrap, "--inputs", ",".join(topics.inputs)]
     args += ["--partitions", str(PARTITIONS), "--output", topics.names["qualified"]]
     relay = subprocess.Popen(

@@ -196,7 +196,7 @@ def create_app(
     intake = Intake(app, [*settings.input_topics, repartition_name, tick_name])
     intake.install(
         fetch_min_bytes=FETCH_MIN_BYTES,
-        fetch_max_wait_ms=max(1, round(settings.fetch_max_wait_s * 1000)),
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
     emitter = Emitter(app)
     store = LeadStore(app, table, emitter)

@@ -122,6 +122,11 @@ class Settings:
         return (self.topic_web, self.topic_email, self.topic_webinar, self.topic_profiles)
 
     @property
+    def fetch_max_wait_ms(self) -> int:
+        """The fetch wait as the Kafka protocol takes it (whole ms, at least 1)."""
+        return max(1, round(self.fetch_max_wait_s * 1000))
+
+    @property
     def broker_url(self) -> str:
         """Faust broker URL(s) for ``bootstrap_servers`` (``kafka://h1:p,h2:p``)."""
         return ";".join(f"kafka://{hp.strip()}" for hp in self.bootstrap_servers.split(","))

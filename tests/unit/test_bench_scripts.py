@@ -7,6 +7,7 @@ import re
 import pytest
 
 from bench import state_writes
+from bench.run import parse_histogram
 
 
 def test_state_writes_counts_fewer_writes_per_event_in_larger_windows(
@@ -26,3 +27,19 @@ def test_state_writes_counts_fewer_writes_per_event_in_larger_windows(
     assert shares is not None and "seen" in shares.group(1)
     layouts = re.findall(r"^layout +(.+?): ([\d,]+) B/state, ([\d.]+) us to encode$", out, re.M)
     assert [name for name, *_ in layouts] == list(state_writes.LAYOUTS)
+
+
+def test_parse_histogram_sums_the_series_whose_labels_match() -> None:
+    page = b"""# TYPE leadstream_gc_pause_seconds histogram
+leadstream_gc_pause_seconds_bucket{generation="0",le="0.01"} 3.0
+leadstream_gc_pause_seconds_bucket{generation="0",le="+Inf"} 5.0
+leadstream_gc_pause_seconds_bucket{generation="2",le="0.01"} 1.0
+leadstream_gc_pause_seconds_bucket{generation="2",le="+Inf"} 2.0
+leadstream_gc_pause_seconds_count{generation="2"} 2.0
+leadstream_batch_duration_seconds_bucket{le="+Inf"} 9.0
+"""
+    name = "leadstream_gc_pause_seconds"
+    assert parse_histogram(page, name) == {0.01: 4.0, float("inf"): 7.0}
+    assert parse_histogram(page, name, 'generation="2"') == {0.01: 1.0, float("inf"): 2.0}
+    assert parse_histogram(page, name, 'generation="1"') == {}
+    assert parse_histogram(page, "leadstream_batch_duration_seconds") == {float("inf"): 9.0}
