@@ -28,6 +28,7 @@ import faust
 from scoring import LeadState, ScoringModel, load_default_model, load_model, next_change_at
 from streams.bulkload import next_change_from_raw
 from streams.emit import Emitter
+from streams.inloop import InLoopTransport
 from streams.intake import Batch, Intake
 from streams.leadstore import LeadStore
 from streams.metrics import Metrics
@@ -193,6 +194,9 @@ def create_app(
     cache: dict[str, LeadState] = {}
     ls = Leadstream(app, settings, model, metrics, pipeline, table, schedule, cache)
 
+    if settings.consumer_in_loop:
+        # Before the first use of app.consumer, which the transport creates.
+        app.transport = InLoopTransport(app.conf.broker_consumer, app)
     intake = Intake(app, [*settings.input_topics, repartition_name, tick_name])
     intake.install(
         fetch_min_bytes=FETCH_MIN_BYTES,

@@ -103,8 +103,9 @@ class Intake:
     def _set_fetch_mode(self, mode: FetchMode) -> None:
         """Ask the broker for ``mode`` from the next fetch request on.
 
-        aiokafka's fetcher reads both values each time it builds a request, in the
-        consumer thread; each is one attribute, written whole.
+        aiokafka's fetcher reads both values each time it builds a request (in
+        Faust's consumer thread when the consumer is not in the worker's loop); each
+        is one attribute, written whole.
         """
         client = self.consumer._thread._consumer
         fetcher = getattr(client, "_fetcher", None)

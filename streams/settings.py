@@ -100,6 +100,9 @@ class Settings:
     flush_interval_s: float = field(
         default=2.0, metadata={"env": "LEADSTREAM_FLUSH_INTERVAL_SECONDS"}
     )
+    #: Run Faust's Kafka consumer on the worker's event loop rather than in a thread
+    #: of its own (streams.inloop): lower latency. false: Faust's thread.
+    consumer_in_loop: bool = field(default=True, metadata={"env": "LEADSTREAM_CONSUMER_IN_LOOP"})
     #: Before Faust starts, bulk-copy the table changelog into the local store (every
     #: partition: a worker cannot know its share before it joins the group), so a
     #: fresh or stale data dir recovers in seconds instead of record by record.
