@@ -6,11 +6,16 @@ and a result handed back, two cross-thread wake-ups, while the thread's fetching
 and record parsing wait for the GIL the scoring loop holds. On the bench machine
 (2026-11-30, four interleaved pairs at 18k events/s) running that same service as
 tasks on the worker's loop lowered p50 latency by a quarter (26-39 ms against
-35-47), the burst's p99 in 4 of 4 pairs, and raised throughput in 3 of 4.
+35-47), the burst's p99 in 4 of 4 pairs, and raised throughput in 3 of 4 (README,
+Performance, has the rest).
 
 Only how the service is run changes: its rebalance listener, commits, seeks and
 flow control are Faust's code, and its calls become plain awaits.
-``LEADSTREAM_CONSUMER_IN_LOOP=false`` goes back to Faust's thread.
+``LEADSTREAM_CONSUMER_IN_LOOP=false`` goes back to Faust's thread. This leans on
+internals of Faust (``Consumer._new_consumer_thread``) and of mode
+(``ServiceThread``'s ``Worker``, ``thread_loop``, ``_serve`` and
+``_gather_remaining_tasks``): both are pinned to a minor version for that reason,
+and the integration suite, which runs in-loop, is what catches a break.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class LoopTask:
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        # Held here: the loop keeps only a weak reference to a running task.
         self.task = asyncio.ensure_future(self.service._serve())
         # _serve reports a crash itself (the service's crash, then the app's).
         self.task.add_done_callback(lambda task: task.cancelled() or task.exception())
