@@ -26,7 +26,11 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=50.0, help="events per second")
     demo.add_argument("--leads", type=int, default=200, help="distinct leads")
     demo.add_argument("--duration", type=float, default=0.0, help="seconds; 0 = forever")
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--seed",
+        type=int,
+        help="of every random choice, event ids included (default: a new one each run, printed)",
+    )
 
     tail = sub.add_parser("tail", help="print stage changes from lead.qualified")
     tail.add_argument("--from-beginning", action="store_true")

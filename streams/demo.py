@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import signal
 import sys
 import time
@@ -28,13 +29,27 @@ LOG_EVERY_S = 10.0
 MAX_SLEEP_S = 0.25
 
 
-def run_demo_cli(settings: Settings, *, rate: float, leads: int, duration: float, seed: int) -> int:
+def pick_seed(seed: int | None) -> int:
+    """``seed``, or a new one when None.
+
+    Event ids come from the seed, and a local broker keeps its topics between runs:
+    a second run with the same seed would send the first run's ids again, and the
+    worker would count them as duplicates.
+    """
+    return seed if seed is not None else random.SystemRandom().getrandbits(32)
+
+
+def run_demo_cli(
+    settings: Settings, *, rate: float, leads: int, duration: float, seed: int | None
+) -> int:
     """Entry point of ``leadstream demo``; returns the process exit code."""
     if rate <= 0 or leads <= 0 or duration < 0:
         print("leadstream demo: need --rate > 0, --leads > 0, --duration >= 0", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(run_demo(settings, rate=rate, leads=leads, duration=duration, seed=seed))
+        return asyncio.run(
+            run_demo(settings, rate=rate, leads=leads, duration=duration, seed=pick_seed(seed))
+        )
     except KeyboardInterrupt:  # before the signal handlers were installed
         return 130
 
@@ -71,6 +86,7 @@ async def run_demo(
     counts: Counter[str] = Counter()
     print(
         f"leadstream demo: {rate:g} events/s to {settings.bootstrap_servers}, {leads} leads, "
+        f"seed {seed}, "
         f"hot leads {', '.join(traffic.hot_lead_ids)}; "
         + (f"{duration:g}s" if duration else "Ctrl-C to stop"),
         file=out,
