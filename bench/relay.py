@@ -22,15 +22,14 @@ import zlib
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.app import FETCH_MIN_BYTES
+from streams.app import FETCH_MIN_BYTES, PRODUCER_LINGER_S
 from streams.settings import Settings
 
 #: One event in this many is relayed (by a hash of its id): a few times as many
 #: records as the worker's stage changes at the same load.
 SAMPLE = 16
-#: Faust's producer defaults that the worker keeps (acks from all in-sync replicas).
+#: Faust's producer default that the worker keeps (acks from all in-sync replicas).
 PRODUCER_ACKS = "all"
-PRODUCER_LINGER_MS = 2
 
 
 def relayed(event_id: str) -> bool:
@@ -45,7 +44,7 @@ async def relay(bootstrap: str, inputs: list[str], partitions: int, output: str)
         fetch_max_wait_ms=Settings.from_env().fetch_max_wait_ms,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=PRODUCER_LINGER_MS, acks=PRODUCER_ACKS
+        bootstrap_servers=bootstrap, linger_ms=round(PRODUCER_LINGER_S * 1000), acks=PRODUCER_ACKS
     )
     await consumer.start()
     await producer.start()

@@ -53,6 +53,8 @@ LAG_INTERVAL_S = 5.0
 #: A fetch returns once it holds this much, or after the fetch wait setting (see
 #: streams.intake): full fetches at high rates, a bounded wait at low ones.
 FETCH_MIN_BYTES = 64 * 1024
+#: How long the producer gathers a batch (Faust's setting, seconds).
+PRODUCER_LINGER_S = 0.002
 #: Longest stretch of state writing between two batches (see streams.window).
 WRITE_SLICE_S = 0.005
 #: A closed window's writes are spread over this fraction of the time it was open,
@@ -139,7 +141,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         table_standby_replicas=0,
-        producer_linger=0.002,
+        producer_linger=PRODUCER_LINGER_S,
         broker_max_poll_records=5000,
         stream_buffer_maxsize=20000,
         # Per partition per fetch: 4 MiB keeps a backlog (and a recovering changelog

@@ -56,9 +56,6 @@ class InLoop(QueueServiceThread):
     async def call_thread(self, fun: Any, *args: Any, **kwargs: Any) -> Any:
         return await maybe_async(fun(*args, **kwargs))
 
-    async def cast_thread(self, fun: Any, *args: Any, **kwargs: Any) -> None:
-        await maybe_async(fun(*args, **kwargs))
-
     async def _gather_remaining_tasks(self) -> None:
         """Leave the loop's tasks alone.
 
