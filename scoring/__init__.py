@@ -4,7 +4,14 @@ No Kafka, Faust, asyncio, clock or I/O here (except reading a model file): calle
 every time. ``apply``/``advance`` take ownership of the state and return it mutated.
 """
 
-from scoring.engine import Transition, advance, apply, next_change_at, snapshot
+from scoring.engine import (
+    Transition,
+    advance,
+    apply,
+    next_change_at,
+    next_change_by,
+    snapshot,
+)
 from scoring.model import ModelError, ScoringModel, load_default_model, load_model, load_model_text
 from scoring.state import LeadState
 
@@ -19,5 +26,6 @@ __all__ = [
     "load_model",
     "load_model_text",
     "next_change_at",
+    "next_change_by",
     "snapshot",
 ]

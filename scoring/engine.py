@@ -34,6 +34,8 @@ design. Worked example (half-lives of seconds keep the numbers readable):
 [('cold', 'warm', 'event', 100.0, 40.0)]
 >>> next_change_at(s, m)    # 40 * 2**(-x/10) = 10  <=>  x = 20 s
 120.0
+>>> next_change_by(s, m, 119.0), next_change_by(s, m, 125.0)   # only if due by then
+(None, 120.0)
 >>> s, ts = advance(s, 130.0, m)
 >>> [(t["from_stage"], t["to_stage"], t["cause"], t["changed_at"]) for t in ts]
 [('warm', 'cold', 'decay', 120.0)]
@@ -63,6 +65,7 @@ __all__ = [
     "apply",
     "breakdown_at",
     "next_change_at",
+    "next_change_by",
     "reasons_at",
     "score_at",
     "snapshot",
@@ -252,6 +255,23 @@ def next_change_at(state: LeadState, model: ScoringModel) -> float | None:
     if not state.nc_valid:
         _compute_next_change(state, model)
     return state.next_change
+
+
+def next_change_by(state: LeadState, model: ScoringModel, until: float) -> float | None:
+    """``next_change_at`` if it is at or before ``until``, else None.
+
+    For a caller that only needs the changes due soon (a worker scheduling them as it
+    scores, before the state is written): the cached bound rules out a change before
+    ``until`` for most states without solving for the exact time.
+    """
+    if not state.nc_valid:
+        # A millisecond past ``until``: at the crossing itself, the bound and the
+        # root may round to either side of the threshold.
+        if _no_crossing_before(state, model, until + 1e-3):
+            return None
+        _compute_next_change(state, model)
+    nc = state.next_change
+    return nc if nc is not None and nc <= until else None
 
 
 def _refresh_bound(state: LeadState, model: ScoringModel, at: float) -> float:

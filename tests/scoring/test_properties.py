@@ -12,7 +12,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoring import LeadState, advance, apply, next_change_at
+from scoring import LeadState, advance, apply, next_change_at, next_change_by
 from scoring.decay import rate_for, sign_changes
 from scoring.engine import breakdown_at, cap_insert, score_at
 from scoring.stages import evaluate_stage
@@ -140,6 +140,33 @@ def test_next_change_at_agrees_with_advance(evs: list[dict[str, Any]]) -> None:
     assert ts[0]["from_stage"] == stage and after.stage != stage
     direct = evaluate_stage(M, stage, score_at(s, M, nc + delta), s.grade, s.bant_count)
     assert direct == ts[0]["to_stage"]
+
+
+@settings(max_examples=N, deadline=None)
+@given(
+    events(),
+    st.floats(min_value=-50.0, max_value=500.0),
+    st.booleans(),
+    st.sampled_from(["as scored", "copied", "decoded"]),
+)
+def test_next_change_by_is_next_change_at_cut_at_until(
+    evs: list[dict[str, Any]], offset: float, from_change: bool, how: str
+) -> None:
+    """Whatever the bound cached (fresh from scoring, dropped by a copy or a decode),
+    the cheap answer is the exact next change when it is due by ``until``, else None.
+    ``until`` is drawn around the clock, or around the change itself (edges)."""
+    s = run(evs)
+    if how == "copied":
+        s = s.copy()
+    elif how == "decoded":
+        s = LeadState.from_dict(orjson.loads(orjson.dumps(s.to_dict())))
+    clock = s.clock
+    assert clock is not None
+    exact = next_change_at(s.copy(), M)
+    # Near the change: from 0.5 s before it to 5 s after.
+    until = exact + offset / 100 if from_change and exact is not None else clock + offset
+    got = next_change_by(s, M, until)
+    assert got == (exact if exact is not None and exact <= until else None)
 
 
 @settings(max_examples=N, deadline=None)
