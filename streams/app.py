@@ -25,7 +25,14 @@ from typing import Any
 
 import faust
 
-from scoring import LeadState, ScoringModel, load_default_model, load_model, next_change_at
+from scoring import (
+    LeadState,
+    ScoringModel,
+    load_default_model,
+    load_model,
+    next_change_at,
+    next_change_by,
+)
 from streams.bulkload import next_change_from_raw
 from streams.emit import Emitter
 from streams.inloop import InLoopTransport
@@ -60,6 +67,12 @@ WRITE_SLICE_S = 0.005
 #: A closed window's writes are spread over this fraction of the time it was open,
 #: finishing before the next one closes (see streams.window).
 WRITE_PACE = 0.8
+#: Decay changes due within this long of a batch are scheduled as the batch is
+#: scored, the rest when the lead's window is written: a window and its paced write
+#: may take longer than a crossing is away. Past two windows and their writes, with a
+#: minute to spare for windows a loaded worker lets grow (only leads that may cross
+#: by then pay for an exact solve; the bound rules out the rest).
+DECAY_LOOKAHEAD_S = 60.0
 #: Changelog records applied to RocksDB per write batch during recovery.
 RECOVERY_BUFFER_SIZE = 10_000
 #: Memtables per partition's RocksDB (see Settings.rocksdb_write_buffer_mib).
@@ -207,10 +220,14 @@ def create_app(
     emitter = Emitter(app)
     store = LeadStore(app, table, emitter)
 
+    decay_lookahead_s = DECAY_LOOKAHEAD_S + 2 * settings.flush_interval_s * (1 + WRITE_PACE)
+
     def encode(lead_id: str, state: LeadState, partition: int) -> bytes:
-        # Rescheduled here, once per lead per window: a decay change due before the
-        # write is only ticked late; advance() still stamps it with its exact time.
-        schedule.set(partition, lead_id, next_change_at(state, model))
+        # Rescheduled here, once per lead per window (changes due soon were scheduled
+        # as they were scored) -- unless a later batch changed the lead: this is then
+        # the closed window's copy, and the lead's newer state schedules its own.
+        if lead_id not in writer.open.dirty:
+            schedule.set(partition, lead_id, next_change_at(state, model))
         return encode_state(state)
 
     def ack(generation: int, last_offsets: Mapping[Any, int]) -> None:
@@ -275,9 +292,14 @@ def create_app(
                 return None
             return decode_state(raw)
 
-        result = pipeline.process(messages, now=time.time(), load=load)
-        for lead_id, (state, _partition, _index) in result.touched.items():
+        now = time.time()
+        result = pipeline.process(messages, now=now, load=load)
+        soon = now + decay_lookahead_s
+        for lead_id, (state, partition, _index) in result.touched.items():
             cache[lead_id] = state
+            due = next_change_by(state, model, soon)
+            if due is not None:
+                schedule.set(partition, lead_id, due)
         writer.record(result.touched, last_offsets, len(messages), time.monotonic())
         metrics.batch_size.observe(len(messages))
         metrics.batch_duration.observe(time.perf_counter() - started)

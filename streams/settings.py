@@ -97,8 +97,7 @@ class Settings:
     #: window of this many events or this many seconds, whichever comes first (by
     #: age only once the previous window is written: a loaded worker does not stall).
     #: Longer windows write a hot lead less often, but a crash re-reads up to a window
-    #: and its paced write, and a lead's next decay change is scheduled only when its
-    #: window is written (see README, Tuning).
+    #: and its paced write (see README, Tuning).
     flush_events: int = field(default=50_000, metadata={"env": "LEADSTREAM_FLUSH_EVENTS"})
     flush_interval_s: float = field(
         default=2.0, metadata={"env": "LEADSTREAM_FLUSH_INTERVAL_SECONDS"}

@@ -60,6 +60,28 @@ def qualified(kafka_bootstrap: str, topics: Topics) -> TopicReader:
     return TopicReader(kafka_bootstrap, topics.qualified)
 
 
+@pytest.fixture(scope="module")
+def minute_windows(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Worker, TopicReader]]:
+    """A worker that writes its lead states a minute apart: decay changes due sooner
+    must not wait for the write."""
+    topics = Topics(f"itm-{uuid.uuid4().hex[:8]}")
+    w = Worker(
+        kafka_bootstrap,
+        topics,
+        tmp_path_factory.mktemp("minute-windows"),
+        model_path=FAST_MODEL,
+        store="memory://",
+        extra_env={"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "60"},
+    ).start()
+    try:
+        w.wait_ready()
+        yield w, TopicReader(kafka_bootstrap, topics.qualified)
+    finally:
+        assert w.stop() == 0, w.log_tail()
+
+
 def new_lead() -> str:
     return f"lead-{uuid.uuid4().hex[:10]}"
 
@@ -167,7 +189,12 @@ def test_duplicate_event_ids_count_once(worker: Worker) -> None:
     assert view["score"] == pytest.approx(40.0)
 
 
-def test_decay_downgrade_is_published_on_time(worker: Worker, qualified: TopicReader) -> None:
+@pytest.mark.parametrize("windows", ["default windows", "minute windows"])
+def test_decay_downgrade_is_published_on_time(windows: str, request: pytest.FixtureRequest) -> None:
+    if windows == "minute windows":
+        worker, qualified = request.getfixturevalue("minute_windows")
+    else:
+        worker, qualified = request.getfixturevalue("worker"), request.getfixturevalue("qualified")
     lead = new_lead()
     at = time.time()
     send(worker, [("web", event("web", lead, f"{lead}-v", at, url="https://x.io/pricing"))])
