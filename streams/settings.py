@@ -94,8 +94,9 @@ class Settings:
         default=0.01, metadata={"env": "LEADSTREAM_FETCH_MAX_WAIT_SECONDS"}
     )
     #: Lead states are written (table + changelog), and offsets acked, once per
-    #: window of this many events or this many seconds, whichever comes first (by
-    #: age only once the previous window is written: a loaded worker does not stall).
+    #: window of this many events or this many seconds, whichever comes first, once
+    #: the previous window is written (a loaded worker does not stall; at twice the
+    #: events regardless).
     #: Longer windows write a hot lead less often, but a crash re-reads up to a window
     #: and its paced write (see README, Tuning).
     flush_events: int = field(default=50_000, metadata={"env": "LEADSTREAM_FLUSH_EVENTS"})

@@ -148,28 +148,32 @@ class WriteBehind:
         window.events += events
 
     def due(self, now: float) -> bool:
-        """Whether to close the open window: at ``max_events`` always, at ``max_age_s``
-        once the window before it is written and published.
+        """Whether to close the open window: at ``max_events`` or ``max_age_s`` once
+        the window before it is written and published; at twice ``max_events`` always.
 
         A writer that fell behind (a loaded worker) lets the open window grow rather
         than finishing the last one at once in :meth:`close`: that burst stalled the
-        loop for up to 240 ms at a close (bench trace, 15k events/s). A longer window also
-        writes each hot lead less often, which is how the writer catches up."""
+        loop for up to 240 ms at a close (bench trace, 15k events/s), and at
+        ``max_events`` for 0.1-0.7 s every window, growing, at 31k events/s. A longer
+        window also writes each hot lead less often, which is how the writer catches
+        up. Twice ``max_events`` bounds what a crash re-reads."""
         window = self.open
         if not window.events:
             return False
-        if window.events >= self.max_events:
+        if window.events >= 2 * self.max_events:
             return True
-        return now - window.opened_at >= self.max_age_s and self._previous_done()
+        if window.events >= self.max_events or now - window.opened_at >= self.max_age_s:
+            return self._previous_done()
+        return False
 
     def _previous_done(self) -> bool:
         return self.closed is None and (self.publishing is None or self.publishing.done())
 
     def seconds_left(self, now: float) -> float | None:
         """Until there is work: while a closed window is being written, until its
-        next paced chunk is due (0 unpaced); else until the open one is due by age
-        (a slice while its close waits for the last publication); None when there
-        is nothing to write."""
+        next paced chunk is due (0 unpaced); else until the open one is due by age or
+        size (a slice while its close waits for the last publication); None when
+        there is nothing to write."""
         closed = self.closed
         if closed is not None:
             left = closed.left
@@ -182,7 +186,7 @@ class WriteBehind:
         window = self.open
         if not window.events:
             return None
-        wait = window.opened_at + self.max_age_s - now
+        wait = 0.0 if window.events >= self.max_events else window.opened_at + self.max_age_s - now
         if wait <= 0.0 and not self._previous_done():
             return self.slice_s  # a poll, not a spin, until the publication is done
         return max(0.0, wait)

@@ -198,10 +198,28 @@ async def test_a_window_past_its_age_waits_for_the_last_one_to_be_written() -> N
     assert not r.wb.due(2.5)  # written, not yet published
     assert r.wb.seconds_left(2.5) == 0.01  # polls, does not spin
     r.batch({"d": lead("d", 1), "e": lead("e", 1)}, offset=3, now=2.5)
-    assert r.wb.due(2.5)  # max_events closes it regardless
+    assert not r.wb.due(2.5)  # at max_events too: it grows instead of stalling
+    assert r.wb.seconds_left(2.5) == 0.01
+    r.batch({"f": lead("f", 1), "g": lead("g", 1), "h": lead("h", 1)}, offset=4, now=2.5)
+    assert r.wb.due(2.5)  # twice max_events closes it regardless
     r.gate.set()
     await r.settle()
     assert r.wb.due(2.5) and r.acks == [(-1, {("t", 0): 1})]
+
+
+async def test_a_full_window_waits_for_the_last_one_instead_of_finishing_it_at_once() -> None:
+    r = Recorder(max_events=3, max_age_s=10.0, slice_s=0.01, pace=0.5)
+    r.batch({"a": lead("a", 1), "b": lead("b", 1), "c": lead("c", 1)}, offset=1, now=0.0)
+    r.now = 1.0
+    assert r.wb.due(1.0)  # full, nothing before it
+    await r.wb.close()  # written over 0.5 s from now
+    r.batch({"d": lead("d", 1), "e": lead("e", 1), "f": lead("f", 1)}, offset=2, now=1.0)
+    assert not r.wb.due(1.0) and r.wb.closed is not None  # full, the last one still writing
+    left = r.wb.seconds_left(1.0)
+    assert left is not None and left > 0.0  # the next paced chunk, not a stall
+    r.now = 1.5
+    await r.settle()
+    assert r.wb.due(1.5) and r.acks == [(-1, {("t", 0): 1})]
 
 
 async def test_a_rebalance_discards_both_windows_unacked() -> None:
