@@ -438,7 +438,12 @@ def burst_messages(seed: int) -> Iterator[Live]:
 
 
 async def _latency(
-    bootstrap: str, topics: Topics, rate: float, duration: float, messages: list[Live]
+    bootstrap: str,
+    topics: Topics,
+    rate: float,
+    duration: float,
+    messages: list[Live],
+    trace: list[tuple[float, float]] | None = None,
 ) -> tuple[list[float], list[float], int]:
     """Offer ``messages`` at ``rate``; match lead.qualified triggers to their send time.
 
@@ -447,6 +452,8 @@ async def _latency(
     to its arrival here, and how many messages were sent. Arrival adds this consumer's
     fetch, in a process that is also offering the load: not part of the worker's
     latency, but what a downstream consumer on this machine might see.
+
+    ``trace``, if given, gets each stage change's (produce time, latency to the append).
 
     Messages are built before the clock starts: the load generator shares the
     machine's two cores with the worker and the broker, so it must cost as little as
@@ -485,6 +492,8 @@ async def _latency(
                             if r.timestamp_type != LOG_APPEND_TIME:
                                 raise RuntimeError(f"{qualified} does not keep LogAppendTime")
                             to_append.append(r.timestamp / 1000 - t0[1])
+                            if trace is not None:
+                                trace.append((t0[1], to_append[-1]))
                             to_arrival.append(arrived - t0[0])
                 if stop.is_set() and (not batch or time.perf_counter() > deadline_drain):
                     return
@@ -611,6 +620,7 @@ def latency(
     duration: float,
     workload: str,
     n_leads: int,
+    trace_to: str | None = None,
 ) -> dict[str, float]:
     messages = (
         live_mix(rate, duration, n_leads)
@@ -623,7 +633,8 @@ def latency(
     # Who used the two cores while the load was offered: the answer to "is the worker
     # at capacity?" when p99 grows.
     with CpuShares(worker.proc.pid, broker_pid) as cpu:
-        timed = asyncio.run(_latency(bootstrap, topics, rate, duration, messages))
+        trace: list[tuple[float, float]] | None = [] if trace_to else None
+        timed = asyncio.run(_latency(bootstrap, topics, rate, duration, messages, trace))
     after = [worker.histogram(name) for name in names]
     gc_after = [worker.histogram(GC_PAUSE, f'generation="{g}"') for g in GENERATIONS]
     batch_p99, flush_p99 = (bucket_quantile(b, a, 0.99) for b, a in zip(before, after, strict=True))
@@ -635,7 +646,32 @@ def latency(
         f"in the worker, p99 of a batch <= {batch_p99 * 1000:g} ms, of a state flush <= "
         f"{flush_p99 * 1000:g} ms; GC pauses by generation {gcs}"
     )
+    if trace_to and trace is not None:
+        path = Path(f"{trace_to}.{workload}.{rate:.0f}.json")
+        path.write_bytes(orjson.dumps(trace))
+        say(f"  trace in {path}; slowest half-seconds: {slowest_spans(trace)}")
     return out
+
+
+def slowest_spans(trace: list[tuple[float, float]], span_s: float = 0.5, n: int = 3) -> str:
+    """The ``n`` spans of produce time with the highest latency, as "at: p50/max ms":
+    periodic stalls show as evenly spaced spans (a window's close, say), an overload
+    as adjacent ones.
+
+    >>> slowest_spans([(100.0, 0.010), (100.2, 0.020), (101.1, 0.300), (102.6, 0.050)], n=2)
+    '1.0 s: 300/300 ms, 2.5 s: 50/50 ms'
+    """
+    if not trace:
+        return "none"
+    start = min(t for t, _ in trace)
+    spans: dict[int, list[float]] = {}
+    for t, latency_s in trace:
+        spans.setdefault(int((t - start) / span_s), []).append(latency_s)
+    worst = sorted(spans.items(), key=lambda kv: max(kv[1]), reverse=True)[:n]
+    return ", ".join(
+        f"{k * span_s:.1f} s: {sorted(v)[len(v) // 2] * 1000:.0f}/{max(v) * 1000:.0f} ms"
+        for k, v in sorted(worst)
+    )
 
 
 def latency_stats(
@@ -828,6 +864,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency-rate", type=float, help="events/s offered for latency (default: half the rate)"
     )
+    parser.add_argument(
+        "--latency-trace",
+        metavar="PREFIX",
+        help="write each latency point's (produce time, latency) pairs to PREFIX.<point>.json",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes")
     parser.add_argument("--no-record", action="store_true", help="do not append RESULTS.md")
     parser.add_argument(
@@ -918,6 +959,7 @@ def main(argv: list[str] | None = None) -> int:
                             lat_seconds,
                             workload,
                             n_leads,
+                            args.latency_trace,
                         )
                     lat_points.append((workload, offered, result))
             floor = (

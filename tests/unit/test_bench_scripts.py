@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bench import state_writes
-from bench.run import parse_histogram
+from bench.run import parse_histogram, slowest_spans
 
 
 def test_state_writes_counts_fewer_writes_per_event_in_larger_windows(
@@ -43,3 +43,12 @@ leadstream_batch_duration_seconds_bucket{le="+Inf"} 9.0
     assert parse_histogram(page, name, 'generation="2"') == {0.01: 1.0, float("inf"): 2.0}
     assert parse_histogram(page, name, 'generation="1"') == {}
     assert parse_histogram(page, "leadstream_batch_duration_seconds") == {float("inf"): 9.0}
+
+
+def test_slowest_spans_names_the_worst_half_seconds_in_time_order() -> None:
+    # Stalls every 1.5 s (as a window's close caused, 2026-11-30) among fast events.
+    trace = [(1000.0 + i * 0.1, 0.015) for i in range(60)]
+    trace += [(1001.6, 0.400), (1003.1, 0.500), (1004.6, 0.450), (1002.0, 0.090)]
+    assert slowest_spans(trace) == "1.5 s: 15/400 ms, 3.0 s: 15/500 ms, 4.5 s: 15/450 ms"
+    assert slowest_spans(trace, n=1) == "3.0 s: 15/500 ms"
+    assert slowest_spans([]) == "none"
