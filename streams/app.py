@@ -234,8 +234,9 @@ def create_app(
         for tp, last_offset in last_offsets.items():
             intake.ack(tp, generation, last_offset)
 
-    def written(states: int, seconds: float) -> None:
+    def written(states: int, events: int, seconds: float) -> None:
         metrics.state_writes.inc(states)
+        metrics.events_acked.inc(events)
         metrics.flush_duration.observe(seconds)
         if len(cache) > settings.state_cache_leads:
             # Every state outside the open window is written: those may go.

@@ -39,6 +39,7 @@ class Metrics:
     leads: Gauge
     scheduled: Gauge
     state_cache: Gauge
+    events_acked: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -92,6 +93,13 @@ class Metrics:
                 "leadstream_state_writes",
                 "Lead states written to the table (and its changelog): once per lead "
                 "per write-behind window.",
+                registry=reg,
+            ),
+            events_acked=Counter(
+                "leadstream_events_acked",
+                "Input messages whose write-behind window is written (table and "
+                "changelog) and whose offsets are acked; behind leadstream_events_total "
+                "and leadstream_dlq_total by the windows still open or being written.",
                 registry=reg,
             ),
             flush_duration=Histogram(

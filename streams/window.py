@@ -81,7 +81,7 @@ class WriteBehind:
         put: Callable[[list[Write]], object],
         publish: Callable[[list[Write]], Awaitable[None]],
         ack: Callable[[int, Mapping[Any, int]], None],
-        written: Callable[[int, float], None],
+        written: Callable[[int, int, float], None],
         max_events: int,
         max_age_s: float,
         slice_s: float,
@@ -92,7 +92,7 @@ class WriteBehind:
         note the state's next decay change); ``put`` stores a slice of writes locally;
         ``publish`` sends a complete window's writes to the changelog;
         ``ack(generation, last_offsets)`` acks the window after that, and
-        ``written(states, seconds from close to ack)`` reports it.
+        ``written(states, events, seconds from close to ack)`` reports it.
 
         ``pace`` > 0 spreads a closed window's writes evenly over that fraction of
         the time the window was open (``clock``, the one ``record``'s ``now`` comes
@@ -281,7 +281,7 @@ class WriteBehind:
 
     async def _complete(self, window: WriteWindow) -> None:
         self._ack(window.generation, window.last_offsets)
-        self._written(window.stored, self._clock() - window.closed_at)
+        self._written(window.stored, window.events, self._clock() - window.closed_at)
 
     def discard(self, generation: int) -> int:
         """Drop both windows unwritten (a rebalance); return how many events they held."""

@@ -27,6 +27,7 @@ class Recorder:
         self.published: list[Write] = []
         self.acks: list[tuple[int, dict[Any, int]]] = []
         self.reports: list[int] = []
+        self.acked_events: list[int] = []
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail_next = False
@@ -35,13 +36,17 @@ class Recorder:
             put=self.stored.extend,
             publish=self.publish,
             ack=lambda generation, offsets: self.acks.append((generation, dict(offsets))),
-            written=lambda states, seconds: self.reports.append(states),
+            written=self.written,
             max_events=max_events,
             max_age_s=max_age_s,
             slice_s=slice_s,
             pace=pace,
             clock=lambda: self.now,
         )
+
+    def written(self, states: int, events: int, seconds: float) -> None:
+        self.reports.append(states)
+        self.acked_events.append(events)
 
     async def publish(self, writes: list[Write]) -> None:
         await self.gate.wait()
@@ -78,7 +83,7 @@ async def test_each_lead_is_written_once_per_window_and_acked_after() -> None:
     await r.settle()
     assert sorted(r.published) == sorted(r.stored) == [(b"a", 0, b"2"), (b"b", 0, b"1")]
     assert r.acks == [(-1, {("t", 0): 11})]
-    assert r.reports == [2]
+    assert r.reports == [2] and r.acked_events == [3]  # two states for three events
     assert r.wb.closed is None and r.wb.pending_events == 0
 
 
