@@ -8,8 +8,9 @@ uniquely-named input topics (4 partitions, keyed by lead id):
 
 - ceiling: a raw aiokafka consumer + ``orjson.loads`` (events/s);
 - naive Faust: one event at a time, one table write per event (events/s);
-- pipeline: a real ``leadstream worker`` (rocksdb), sustained events/s from the
-  ``leadstream_events_total`` counter between 10% and 90% of the backlog;
+- pipeline: a real ``leadstream worker`` (rocksdb), sustained events/s written:
+  ``leadstream_events_acked_total`` between the first window acked past 10% of the
+  backlog and the last one acked before all of it was scored;
 - latency: the backlog's mix (same generator and leads, live event times) offered at
   a tenth, a quarter and half the pipeline throughput (or ``--latency-rate``),
   produce time of an event -> the broker's append of the ``lead.qualified`` message
@@ -297,13 +298,19 @@ class WorkerProc:
         return time.perf_counter() - self.started
 
     def events_done(self) -> int:
+        return self.progress()[0]
+
+    def progress(self) -> tuple[int, int]:
+        """(input messages handled, of which acked: their window written), -1 if the
+        metrics page does not answer."""
         status, body = self.get("/metrics")
         if status != 200:
-            return -1
+            return -1, -1
         total = 0.0
         for m in re.finditer(rb"^leadstream_(?:events|dlq)_total\{[^}]*\} (\S+)$", body, re.M):
             total += float(m.group(1))
-        return int(total)
+        acked = re.search(rb"^leadstream_events_acked_total (\S+)$", body, re.M)
+        return int(total), int(float(acked.group(1))) if acked else 0
 
     def histogram(self, name: str, where: str = "") -> dict[float, float]:
         """:func:`parse_histogram` of the worker's metrics page."""
@@ -320,21 +327,37 @@ class WorkerProc:
 
 
 def pipeline_throughput(worker: WorkerProc, n_events: int) -> tuple[float, float]:
-    """Sustained events/s between 10% and 90% of ``n_events``; also whole-backlog time."""
+    """Sustained events/s, written: from the first window acked past 10% of
+    ``n_events`` to the last one acked while the backlog was still being scored (each
+    window's states stored, published and its offsets acked); also the time until
+    the whole backlog was scored.
+
+    Counting scored events instead reads a write-behind worker as faster than it is
+    by whatever writing it defers past the end, up to a window or two (at 5 s windows,
+    88k scored against ~70k written per second, 2026-11-30). The scored rate between
+    10% and 90% is printed beside it.
+    """
     lo, hi = int(n_events * 0.1), int(n_events * 0.9)
+    first: tuple[float, int] | None = None  # (time, acked) at the first ack past lo
+    last: tuple[float, int] | None = None  # ... at the last ack seen while scoring
     t_lo = t_hi = None
     n_lo = n_hi = 0
     deadline = time.monotonic() + 420
     while True:
         worker.alive()
-        done = worker.events_done()
+        done, acked = worker.progress()
         now = time.perf_counter()
+        if done >= n_events:
+            break
         if t_lo is None and done >= lo:
             t_lo, n_lo = now, done
         if t_hi is None and done >= hi:
             t_hi, n_hi = now, done
-        if done >= n_events:
-            break
+        if acked >= lo:
+            if first is None:
+                first = (now, acked)
+            elif acked > (last or first)[1]:
+                last = (now, acked)
         if time.monotonic() > deadline:
             raise RuntimeError(f"pipeline processed only {done} of {n_events} events")
         time.sleep(0.1)
@@ -344,14 +367,23 @@ def pipeline_throughput(worker: WorkerProc, n_events: int) -> tuple[float, float
     if sums.get(b"count"):
         n_batches = float(sums[b"count"])
         say(f"pipeline: {n_batches:.0f} batches, mean {float(sums[b'sum']) / n_batches:.0f} events")
-    assert t_lo is not None and t_hi is not None
-    if n_hi <= n_lo:
+    if first is None or last is None:
         raise RuntimeError(
-            f"the worker passed 10% and 90% of the {n_events:,}-event backlog between two "
-            "polls: too small to measure, use a larger --events"
+            f"fewer than two windows were acked past 10% of the {n_events:,}-event backlog "
+            "while it was scored: too small to measure for LEADSTREAM_FLUSH_EVENTS, use a "
+            "larger --events"
         )
-    rate = (n_hi - n_lo) / (t_hi - t_lo)
-    say(f"pipeline: {rate:,.0f} events/s sustained; backlog done {total:.1f}s after start")
+    rate = (last[1] - first[1]) / (last[0] - first[0])
+    scored = (
+        (n_hi - n_lo) / (t_hi - t_lo)
+        if t_hi is not None and t_lo is not None and n_hi > n_lo
+        else math.nan
+    )
+    say(
+        f"pipeline: {rate:,.0f} events/s written ({last[1] - first[1]:,} events acked in "
+        f"{last[0] - first[0]:.2f} s), {scored:,.0f} events/s scored between 10% and 90%; "
+        f"backlog scored {total:.1f}s after start"
+    )
     return rate, total
 
 
@@ -991,7 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows = [
         ("ceiling (aiokafka getmany + orjson.loads)", f"{ceil:,.0f} events/s", ""),
-        ("pipeline (leadstream worker, rocksdb, 10%-90%)", f"{rate:,.0f} events/s", ""),
+        ("pipeline (leadstream worker, rocksdb, written and acked)", f"{rate:,.0f} events/s", ""),
         ("pipeline / ceiling", f"{rate / ceil:.0%}", ">= 50%"),
         *(naive_rows if "naive" not in skip else []),
         ("CPU with nothing offered, after the backlog", str(idle), ""),

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 ROWS = [
     r"ceiling \(aiokafka getmany \+ orjson\.loads\) \| [\d,]+ events/s",
-    r"pipeline \(leadstream worker, rocksdb, 10%-90%\) \| [\d,]+ events/s",
+    r"pipeline \(leadstream worker, rocksdb, written and acked\) \| [\d,]+ events/s",
     r"pipeline / ceiling \| \d+%",
     r"naive Faust \(per event \+ table write, 2,000 ev\) \| [\d,]+ ev/s",
     r"pipeline / naive \| [\d.]+x",
@@ -41,13 +41,18 @@ def test_bench_run_measures_every_row(kafka_bootstrap: str) -> None:
     before = results.read_bytes() if results.exists() else None
     litter_before = set(REPO.glob("*-data"))
     # Enough backlog for several throughput polls (0.1 s apart) between its 10% and
-    # 90%: 40k events (~0.4 s at ~86k events/s) once passed between two polls.
+    # 90%: 40k events (~0.4 s at ~86k events/s) once passed between two polls. And
+    # windows small enough that several are acked while it is scored.
     args = ["--events", "80000", "--leads", "5000", "--naive-events", "2000", "--new-leads", "5000"]
     args += ["--recovery-leads", "5000", "--latency-seconds", "2", "--no-record"]
     run = subprocess.run(
         [sys.executable, "-m", "bench.run", *args],
         cwd=REPO,
-        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+        env={
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "LEADSTREAM_FLUSH_EVENTS": "4000",
+        },
         capture_output=True,
         text=True,
         timeout=300,
