@@ -13,14 +13,14 @@ large), and events would wait behind it. So a due window is *closed*, and encode
 stored in slices between the batches that follow while a new window fills, paced
 evenly over most of the time the window was open rather than as fast as possible (a
 burst of writes after each close starved the batches: latency spikes at every window
-in the bench). A window due by age waits until the one before it is written, rather
-than the loop stalling to finish it. Each slice is published to the changelog by a
-background task as soon as it is stored (a producer waits a broker round trip
-whenever a partition's previous batch is still in flight; the agent must not). A last
-task acks the window once all its slices are handed over; publications run one at a
-time, in order, so a lead's records keep their order. The closed window's states
-must be its own: before a batch changes a lead the closed window has not written
-yet, :meth:`WriteBehind.claim` copies it.
+in the bench). A window due by age or size waits until the one before it is
+written (up to twice its size), rather than the loop stalling to finish it. Each
+slice is published to the changelog by a background task as soon as it is stored (a
+producer waits a broker round trip whenever a partition's previous batch is still in
+flight; the agent must not). A last task acks the window once all its slices are
+handed over; publications run one at a time, in order, so a lead's records keep
+their order. The closed window's states must be its own: before a batch changes a
+lead the closed window has not written yet, :meth:`WriteBehind.claim` copies it.
 """
 
 from __future__ import annotations
