@@ -20,7 +20,7 @@ ROWS = [
     r"pipeline / naive \| [\d.]+x",
     r"CPU with nothing offered, after the backlog \| worker \d+%, broker \d+%",
     *[
-        rf"latency p50 / p99, {what} at [\d,]+ ev/s \([\d,]+ stage changes\) \| "
+        rf"latency p50 / p99, {what} at [\d,]+ ev/s for [\d.]+ s \([\d,]+ stage changes\) \| "
         r"[\d.]+ / [\d.]+ ms \(arrival at a consumer: \d+ / \d+ ms; CPU: worker \d+%"
         for what in ["backlog's mix live"] * 3 + ["all-new qualifying leads"]
     ],
