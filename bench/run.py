@@ -993,6 +993,7 @@ def main(argv: list[str] | None = None) -> int:
                 for workload, offered in points:
                     target = workload == "mix" and offered == lat_rate
                     seconds = target_seconds if target else lat_seconds
+                    done_before = worker.events_done()
                     profile = args.py_spy + ".latency" if args.py_spy and target else None
                     with py_spy(worker.proc.pid, profile):
                         result = latency(
@@ -1007,6 +1008,10 @@ def main(argv: list[str] | None = None) -> int:
                             args.latency_trace,
                         )
                     lat_points.append((workload, offered, result))
+                    # Each point starts on a drained worker: a point that overloads it
+                    # must not leave its queue to the next (the burst read p99 225 ms
+                    # after the 60 s point, its first half-second queued, 2026-12-01).
+                    wait_events_done(worker, done_before + int(result["sent"]))
             floor = (
                 None
                 if "latency" in skip
