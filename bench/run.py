@@ -389,13 +389,17 @@ def pipeline_throughput(worker: WorkerProc, n_events: int) -> tuple[float, float
     return rate, total
 
 
-def wait_events_done(worker: WorkerProc, n: int, timeout: float = 420.0) -> None:
-    """Poll the worker's counters until it has consumed ``n`` events in all."""
+def wait_events_done(
+    worker: WorkerProc, n: int, timeout: float = 420.0, *, written: bool = False
+) -> None:
+    """Poll the worker's counters until it has consumed ``n`` events in all (and,
+    with ``written``, written and acked their windows)."""
     deadline = time.monotonic() + timeout
-    while (done := worker.events_done()) < n:
+    while (done := worker.progress()[1 if written else 0]) < n:
         worker.alive()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the worker consumed only {done} of {n} events")
+            what = "written" if written else "consumed"
+            raise RuntimeError(f"the worker {what} only {done} of {n} events")
         time.sleep(0.1)
 
 
@@ -1008,10 +1012,11 @@ def main(argv: list[str] | None = None) -> int:
                             args.latency_trace,
                         )
                     lat_points.append((workload, offered, result))
-                    # Each point starts on a drained worker: a point that overloads it
-                    # must not leave its queue to the next (the burst read p99 225 ms
-                    # after the 60 s point, its first half-second queued, 2026-12-01).
-                    wait_events_done(worker, done_before + int(result["sent"]))
+                    # Each point starts on a drained worker, its events scored and
+                    # their windows written: a point that overloads it must not leave
+                    # its queue or its writes to the next (the burst's first second
+                    # read p50 180-270 ms after the 60 s point, 2026-12-01).
+                    wait_events_done(worker, done_before + int(result["sent"]), written=True)
             floor = (
                 None
                 if "latency" in skip
