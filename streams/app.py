@@ -224,9 +224,10 @@ def create_app(
 
     def encode(lead_id: str, state: LeadState, partition: int) -> bytes:
         # Rescheduled here, once per lead per window (changes due soon were scheduled
-        # as they were scored) -- unless a later batch changed the lead: this is then
-        # the closed window's copy, and the lead's newer state schedules its own.
-        if lead_id not in writer.open.dirty:
+        # as they were scored) -- unless a later batch changed the lead (it is dirty
+        # again): this is then the closed window's copy, and the lead's newer state
+        # schedules its own.
+        if not writer.is_dirty(lead_id):
             schedule.set(partition, lead_id, next_change_at(state, model))
         return encode_state(state)
 
