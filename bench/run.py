@@ -136,6 +136,12 @@ async def produce_all(
     return n
 
 
+#: Days the backlog's event times spread over, ending a day before the run: weeks of
+#: history give hot leads the cap windows (one per rule and day) and dedup ids a
+#: worker holds in steady state; it stays inside the model's 30-day lateness.
+BACKLOG_SPAN_DAYS = 21
+
+
 def preload(
     bootstrap: str,
     topics: Topics,
@@ -154,8 +160,8 @@ def preload(
             n_events=n_events,
             n_leads=n_leads,
             seed=seed,
-            start=now - 3 * 86400,
-            span_s=2 * 86400,
+            start=now - (BACKLOG_SPAN_DAYS + 1) * 86400,
+            span_s=BACKLOG_SPAN_DAYS * 86400,
             first_lead=first_lead,
         ):
             leads.add(lead)
