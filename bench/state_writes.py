@@ -11,8 +11,10 @@ the mean time per state written to find its next decay change and to encode it, 
 which parts of the encoded states take the bytes.
 
 Small windows (live traffic at a few thousand events/s) touch more distinct leads per
-event than the backlog's large ones: this is why an event costs the worker more live
-than in the backlog.
+event than the backlog's large ones, one reason an event costs the worker more live
+than in the backlog at low rates. At the bench's half-throughput point the live
+windows are as large as the backlog's, and what costs more is each write: the hot
+leads' states grow (``python -m bench.live_cost``).
 
 Last, it times orjson on the largest final states (the hot leads rewritten every
 window): first in place, the containers the engine built over the replay, as the
@@ -39,13 +41,15 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.run import BACKLOG_SPAN_DAYS
 from scoring import LeadState, apply, load_default_model, next_change_at
 from scoring.state import cap_pairs
 from streams.contract import Rejected, decode_event
 from streams.pipeline import encode_state
 from streams.workload import generate_events
 
-SPAN_S = 28 * 86400.0
+#: bench/run.py's backlog: three weeks of event times, ending a day ago.
+SPAN_S = BACKLOG_SPAN_DAYS * 86400.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     windows = [int(w) for w in args.windows.split(",")]
     model = load_default_model()
-    start = time.time() - SPAN_S
+    start = time.time() - SPAN_S - 86400
     decoded = []
     input_bytes = 0
     for kind, lead_id, value in generate_events(

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bench import state_writes
+from bench import live_cost, state_writes
 from bench.run import parse_histogram, slowest_spans
 
 
@@ -27,6 +27,26 @@ def test_state_writes_counts_fewer_writes_per_event_in_larger_windows(
     assert shares is not None and "seen" in shares.group(1)
     layouts = re.findall(r"^layout +(.+?): ([\d,]+) B/state, ([\d.]+) us to encode$", out, re.M)
     assert [name for name, *_ in layouts] == list(state_writes.LAYOUTS)
+
+
+def test_live_cost_scores_both_phases_and_reports_the_hot_states(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["--events", "4000", "--leads", "200", "--rate", "2000", "--seconds", "2"]
+    assert live_cost.main(args) == 0
+    out = capsys.readouterr().out
+    rows = dict(
+        (name, (int(n.replace(",", "")), float(writes)))
+        for name, n, writes in re.findall(
+            r"^(backlog|live) +([\d,]+) +[\d.]+ +[\d.]+ +([\d.]+) +[\d.]+$", out, re.M
+        )
+    )
+    assert rows["backlog"][0] == 4000 and rows["live"][0] == 4000
+    # A write per lead per window: at most one per event, and at least one per window.
+    assert 0 < rows["backlog"][1] <= 1 and 0 < rows["live"][1] <= 1
+    assert "batches of 20 against 4,000, windows of 4,000" in out
+    ids = [int(n) for n in re.findall(r"B encoded, (\d+) dedup ids", out)]
+    assert len(ids) == 2 and 0 < ids[0] <= ids[1]  # live events only add ids here
 
 
 def test_parse_histogram_sums_the_series_whose_labels_match() -> None:
