@@ -17,6 +17,8 @@ from typing import Any
 
 #: Faust's ``-l`` accepts these names only (not ``warning``).
 LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+#: The worker's event loop: uvloop, or Python's own.
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 class SettingsError(ValueError):
@@ -106,6 +108,8 @@ class Settings:
     #: Run Faust's Kafka consumer on the worker's event loop rather than in a thread
     #: of its own (streams.inloop): lower latency. false: Faust's thread.
     consumer_in_loop: bool = field(default=True, metadata={"env": "LEADSTREAM_CONSUMER_IN_LOOP"})
+    #: uvloop (a dependency; not on Windows) or asyncio, Python's own.
+    event_loop: str = field(default="uvloop", metadata={"env": "LEADSTREAM_EVENT_LOOP"})
     #: Before Faust starts, bulk-copy the table changelog into the local store (every
     #: partition: a worker cannot know its share before it joins the group), so a
     #: fresh or stale data dir recovers in seconds instead of record by record.
@@ -159,6 +163,10 @@ class Settings:
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(
                 f"LEADSTREAM_LOG_LEVEL={self.log_level!r}: use one of {', '.join(LOG_LEVELS)}"
+            )
+        if self.event_loop not in EVENT_LOOPS:
+            raise SettingsError(
+                f"LEADSTREAM_EVENT_LOOP={self.event_loop!r}: use one of {', '.join(EVENT_LOOPS)}"
             )
         if not self.store.startswith(("rocksdb://", "memory://")):
             raise SettingsError(

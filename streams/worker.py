@@ -191,6 +191,18 @@ def run_worker(settings: Settings) -> int:
         level=level,
         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
     )
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            print(
+                "leadstream: cannot start: uvloop is not installed "
+                "(pip install uvloop, or LEADSTREAM_EVENT_LOOP=asyncio)",
+                file=sys.stderr,
+            )
+            return 2
+        # Before any loop exists: Faust and mode take theirs from the policy.
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     build = scoring_build()
     stale = build.stale_error()
     if stale is not None:
@@ -218,11 +230,13 @@ def run_worker(settings: Settings) -> int:
     tune_gc(ls.app)
     observe_gc(ls.metrics)
     log.info(
-        "leadstream: consuming %s with model %s v%s, scoring %s",
+        "leadstream: consuming %s with model %s v%s, scoring %s, event loop %s",
         ", ".join(settings.input_topics),
         model.id,
         model.version,
         build.kind,
+        # The policy's package, not the setting: what the loop really is.
+        type(asyncio.get_event_loop_policy()).__module__.partition(".")[0],
     )
     # The same numeric level for our logging and mode's: the bench saw the root
     # logger at DEBUG with the name "warn", and log records cost hot-path CPU.

@@ -65,7 +65,8 @@ def minute_windows(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Worker, TopicReader]]:
     """A worker that writes its lead states a minute apart: decay changes due sooner
-    must not wait for the write."""
+    must not wait for the write. It runs on asyncio's own loop, the others on uvloop
+    (the default)."""
     topics = Topics(f"itm-{uuid.uuid4().hex[:8]}")
     w = Worker(
         kafka_bootstrap,
@@ -73,7 +74,7 @@ def minute_windows(
         tmp_path_factory.mktemp("minute-windows"),
         model_path=FAST_MODEL,
         store="memory://",
-        extra_env={"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "60"},
+        extra_env={"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "60", "LEADSTREAM_EVENT_LOOP": "asyncio"},
     ).start()
     try:
         w.wait_ready()
@@ -189,12 +190,18 @@ def test_duplicate_event_ids_count_once(worker: Worker) -> None:
     assert view["score"] == pytest.approx(40.0)
 
 
-@pytest.mark.parametrize("windows", ["default windows", "minute windows"])
-def test_decay_downgrade_is_published_on_time(windows: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(
+    ("windows", "loop"), [("default windows", "uvloop"), ("minute windows", "asyncio")]
+)
+def test_decay_downgrade_is_published_on_time(
+    windows: str, loop: str, request: pytest.FixtureRequest
+) -> None:
     if windows == "minute windows":
         worker, qualified = request.getfixturevalue("minute_windows")
     else:
         worker, qualified = request.getfixturevalue("worker"), request.getfixturevalue("qualified")
+    assert worker.log_path is not None
+    assert f"event loop {loop}" in worker.log_path.read_text(errors="replace")
     lead = new_lead()
     at = time.time()
     send(worker, [("web", event("web", lead, f"{lead}-v", at, url="https://x.io/pricing"))])

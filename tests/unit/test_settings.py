@@ -47,6 +47,7 @@ def test_overrides_win_over_environment() -> None:
         ({"LEADSTREAM_STORE": "redis://x"}, "use rocksdb:// (default) or memory://"),
         ({"LEADSTREAM_MODEL": "/nonexistent.toml"}, "no such file"),
         ({"LEADSTREAM_PRELOAD_CHANGELOG": "maybe"}, "expected bool (true/false)"),
+        ({"LEADSTREAM_EVENT_LOOP": "trio"}, "use one of uvloop, asyncio"),
         ({"LEADSTREAM_FLUSH_INTERVAL_SECONDS": "0"}, "LEADSTREAM_FLUSH_INTERVAL_SECONDS must be"),
         ({"LEADSTREAM_FETCH_MAX_WAIT_SECONDS": "-1"}, "LEADSTREAM_FETCH_MAX_WAIT_SECONDS must be"),
         (
