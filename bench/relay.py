@@ -8,7 +8,8 @@ and, for one event in ``SAMPLE``, produces ``{"trigger_event_id": ...}`` to
 ``output`` with the worker's producer linger and acks. The bench offers it the same
 load as the worker's latency point and times it the same way, so the two p99s
 differ by what the worker adds; the rest is the broker, the load generator and
-two shared cores. Prints ``ready`` once positioned; stops on SIGTERM.
+two shared cores. Runs on the worker's event loop (``LEADSTREAM_EVENT_LOOP``), as
+the ceiling does. Prints ``ready`` once positioned; stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ import asyncio
 import signal
 import sys
 import zlib
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.app import FETCH_MIN_BYTES, PRODUCER_LINGER_S
 from streams.settings import Settings
+from streams.worker import event_loop_policy
+
+T = TypeVar("T")
 
 #: One event in this many is relayed (by a hash of its id): a few times as many
 #: records as the worker's stage changes at the same load.
@@ -73,6 +79,14 @@ async def relay(bootstrap: str, inputs: list[str], partitions: int, output: str)
         await consumer.stop()
 
 
+def run_on_worker_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on the worker's kind of event loop: the bench's baselines
+    measure aiokafka as the worker runs it, and leave the process's policy alone."""
+    policy = event_loop_policy(Settings.from_env().event_loop)
+    with asyncio.Runner(loop_factory=policy.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.relay", description=__doc__)
     parser.add_argument("--bootstrap", required=True)
@@ -80,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, required=True, help="of each input topic")
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
-    asyncio.run(relay(args.bootstrap, args.inputs.split(","), args.partitions, args.output))
+    run_on_worker_loop(relay(args.bootstrap, args.inputs.split(","), args.partitions, args.output))
     return 0
 
 

@@ -6,7 +6,8 @@ Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else starts a throwaway ``LocalKafka`
 free ports in a temp dir (stopped at the end). Measures, over the same preloaded,
 uniquely-named input topics (4 partitions, keyed by lead id):
 
-- ceiling: a raw aiokafka consumer + ``orjson.loads`` (events/s);
+- ceiling: a raw aiokafka consumer + ``orjson.loads`` on the worker's event loop
+  (``LEADSTREAM_EVENT_LOOP``; events/s);
 - naive Faust: one event at a time, one table write per event (events/s);
 - pipeline: a real ``leadstream worker`` (rocksdb), sustained events/s written:
   ``leadstream_events_acked_total`` between the first window acked past 10% of the
@@ -59,6 +60,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.relay import run_on_worker_loop
 from scoring import load_default_model
 from streams.build import scoring_build
 from streams.localkafka import LocalKafka, ensure_topics, free_ports
@@ -204,7 +206,7 @@ async def _ceiling(bootstrap: str, topics: list[str], n_events: int) -> float:
 
 
 def ceiling(bootstrap: str, topics: Topics, n_events: int) -> float:
-    rate = asyncio.run(_ceiling(bootstrap, topics.inputs, n_events))
+    rate = run_on_worker_loop(_ceiling(bootstrap, topics.inputs, n_events))
     say(f"ceiling: {rate:,.0f} events/s")
     return rate
 
@@ -1103,7 +1105,8 @@ def main(argv: list[str] | None = None) -> int:
         f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — "
         f"`{git_head()}`{' (--quick)' if quick else ''}\n\n"
         f"- Machine: {machine()}\n- Kafka: {kafka_version(broker is not None)}\n"
-        f"- Scoring: {scoring_build().kind}\n"
+        f"- Scoring: {scoring_build().kind}; event loop of the worker, the ceiling and the"
+        f" relay: {Settings.from_env().event_loop}\n"
         f"- Backlog: {n_events:,} events, {active:,} leads, 4 partitions x 4 topics; "
         f"worker ready {ready_s:.1f}s, backlog done {backlog_s:.1f}s after start\n\n"
     )

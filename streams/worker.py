@@ -181,6 +181,16 @@ def tune_gc(app: Any) -> None:
         gc.freeze()
 
 
+def event_loop_policy(name: str) -> asyncio.AbstractEventLoopPolicy:
+    """The policy of ``LEADSTREAM_EVENT_LOOP`` (``uvloop`` or ``asyncio``); ImportError
+    if uvloop is asked for and not installed."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.EventLoopPolicy()
+    return asyncio.DefaultEventLoopPolicy()
+
+
 def run_worker(settings: Settings) -> int:
     import faust
 
@@ -191,18 +201,17 @@ def run_worker(settings: Settings) -> int:
         level=level,
         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
     )
-    if settings.event_loop == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            print(
-                "leadstream: cannot start: uvloop is not installed "
-                "(pip install uvloop, or LEADSTREAM_EVENT_LOOP=asyncio)",
-                file=sys.stderr,
-            )
-            return 2
-        # Before any loop exists: Faust and mode take theirs from the policy.
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        policy = event_loop_policy(settings.event_loop)
+    except ImportError:
+        print(
+            "leadstream: cannot start: uvloop is not installed "
+            "(pip install uvloop, or LEADSTREAM_EVENT_LOOP=asyncio)",
+            file=sys.stderr,
+        )
+        return 2
+    # Before any loop exists: Faust and mode take theirs from the policy.
+    asyncio.set_event_loop_policy(policy)
     build = scoring_build()
     stale = build.stale_error()
     if stale is not None:
