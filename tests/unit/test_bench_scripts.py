@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bench import live_cost, state_writes
+from bench import bench_scoring, live_cost, state_writes
 from bench.run import parse_histogram, slowest_spans
 
 
@@ -47,6 +47,20 @@ def test_live_cost_scores_both_phases_and_reports_the_hot_states(
     assert "batches of 20 against 4,000, windows of 4,000" in out
     ids = [int(n) for n in re.findall(r"B encoded, (\d+) dedup ids", out)]
     assert len(ids) == 2 and 0 < ids[0] <= ids[1]  # live events only add ids here
+
+
+def test_bench_scoring_reports_apply_against_its_baseline_and_passes_no_verdict(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert bench_scoring.main(["--events", "2000", "--leads", "100", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    apply, base = (
+        float(re.search(rf"^{name}: +([\d,]+) events/s", out, re.M).group(1).replace(",", ""))  # type: ignore[union-attr]
+        for name in ("apply", "baseline")
+    )
+    ratio = re.search(r"^ratio: +([\d.]+)x", out, re.M)
+    assert ratio is not None and float(ratio.group(1)) == pytest.approx(base / apply, rel=0.05)
+    assert "events: 2,000 over" in out
 
 
 def test_parse_histogram_sums_the_series_whose_labels_match() -> None:
