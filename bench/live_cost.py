@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import BACKLOG_SPAN_DAYS
+from bench.run import backlog_events
 from scoring import LeadState, load_default_model, next_change_at
 from streams.metrics import Metrics
 from streams.partitioning import Partitioner
@@ -38,13 +38,10 @@ from streams.pipeline import Message, Pipeline, encode_state
 from streams.settings import Settings
 from streams.workload import generate_events
 
-#: As bench/run.py: its backlog's seed, its live mix's first seed.
-BACKLOG_SEED = 42
+#: As bench/run.py's first live mix: other event ids than the backlog's.
 LIVE_SEED = 43
 #: Events per batch in the backlog (a full fetch, as make bench's worker logs them).
 BACKLOG_BATCH = 4000
-#: A live batch is what one fetch wait brings.
-FETCH_WAIT_S = 0.01
 #: Leads whose states are described: the hottest.
 HOT = 2000
 
@@ -60,10 +57,11 @@ class Phase:
         return seconds / max(1, self.events)
 
     def row(self, name: str) -> str:
-        per = 1e6 / self.events
+        us = 1e6
         return (
-            f"{name:8} {self.events:>10,} {self.scoring_s * per:8.2f} {self.writing_s * per:8.2f}"
-            f" {self.writes / self.events:8.3f} {1e6 * self.writing_s / max(1, self.writes):9.1f}"
+            f"{name:8} {self.events:>10,} {us * self.per_event(self.scoring_s):8.2f}"
+            f" {us * self.per_event(self.writing_s):8.2f} {self.per_event(self.writes):8.3f}"
+            f" {us * self.writing_s / max(1, self.writes):9.1f}"
         )
 
 
@@ -146,16 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         max_future_skew_s=settings.max_future_skew_s,
     )
     now = time.time()
-    backlog = messages_of(
-        generate_events(
-            n_events=args.events,
-            n_leads=args.leads,
-            seed=BACKLOG_SEED,
-            start=now - (BACKLOG_SPAN_DAYS + 1) * 86400,
-            span_s=BACKLOG_SPAN_DAYS * 86400,
-        ),
-        partitioner,
-    )
+    backlog = messages_of(backlog_events(args.events, args.leads, now), partitioner)
     n_live = int(args.rate * args.seconds)
     live = messages_of(
         generate_events(
@@ -176,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(base.row("backlog"))
     after_backlog = hot_states(cache)
-    live_batch = max(1, round(args.rate * FETCH_WAIT_S))
+    # A live batch is what one fetch wait brings.
+    live_batch = max(1, round(args.rate * settings.fetch_max_wait_s))
     live_window = max(1, round(args.rate * settings.flush_interval_s))
     fresh = run_phase(
         pipeline, cache, live, batch=live_batch, window=live_window, now=now + args.seconds

@@ -2,7 +2,7 @@
 
     python -m bench.state_writes [--events N] [--leads N] [--windows 2000,8000,23000]
 
-Replays the bench's backlog workload (``streams.workload.generate_events``, same
+Replays the bench's backlog workload (``bench.run.backlog_events``, same
 seed and sizes as ``bench/run.py``) through ``scoring.apply`` and, for each window
 size (events per write-behind window: the worker's rate times
 ``LEADSTREAM_FLUSH_INTERVAL_SECONDS``), counts what the worker would write: one state
@@ -41,15 +41,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import BACKLOG_SPAN_DAYS
+from bench.run import backlog_events
 from scoring import LeadState, apply, load_default_model, next_change_at
 from scoring.state import cap_pairs
 from streams.contract import Rejected, decode_event
 from streams.pipeline import encode_state
-from streams.workload import generate_events
-
-#: bench/run.py's backlog: three weeks of event times, ending a day ago.
-SPAN_S = BACKLOG_SPAN_DAYS * 86400.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,15 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     windows = [int(w) for w in args.windows.split(",")]
     model = load_default_model()
-    start = time.time() - SPAN_S - 86400
+    now = time.time()
     decoded = []
     input_bytes = 0
-    for kind, lead_id, value in generate_events(
-        n_events=args.events, n_leads=args.leads, seed=42, start=start, span_s=SPAN_S
-    ):
+    for kind, lead_id, value in backlog_events(args.events, args.leads, now):
         input_bytes += len(value)
         try:
-            event = decode_event(kind, value, now=start + SPAN_S, max_future_skew_s=3600)
+            event = decode_event(kind, value, now=now, max_future_skew_s=3600)
         except Rejected:
             continue
         decoded.append((lead_id, event))
