@@ -67,7 +67,13 @@ from streams.localkafka import LocalKafka, ensure_topics, free_ports
 from streams.partitioning import Partitioner
 from streams.processes import stop_process
 from streams.settings import Settings, topic_env, topic_roles
-from streams.workload import EventFactory, generate_events, great_fit_persona, sample_states
+from streams.workload import (
+    EventFactory,
+    generate_events,
+    great_fit_persona,
+    right_sized,
+    sample_states,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PARTITIONS = 4
@@ -489,8 +495,15 @@ def burst_messages(seed: int) -> Iterator[Live]:
         ]
         for topic, body, trigger in steps:
             eid = str(uuid.uuid4())
-            value = orjson.dumps(
-                {"event_id": eid, "lead_id": lead, "occurred_at": int(time.time() * 1000), **body}
+            value = right_sized(
+                orjson.dumps(
+                    {
+                        "event_id": eid,
+                        "lead_id": lead,
+                        "occurred_at": int(time.time() * 1000),
+                        **body,
+                    }
+                )
             )
             yield topic, lead.encode(), value, eid if trigger else None
 
