@@ -350,15 +350,16 @@ class EventFactory:
         return self.encode(index, ts, self.body(kind, index))
 
     def encode(self, index: int, ts: float, body: Mapping[str, Any]) -> bytes:
-        value = orjson.dumps(
-            {
-                "event_id": self.event_id(),
-                "lead_id": lead_id(index),
-                "occurred_at": self._stamp(round(ts * 1000)),
-                **body,
-            }
+        return right_sized(
+            orjson.dumps(
+                {
+                    "event_id": self.event_id(),
+                    "lead_id": lead_id(index),
+                    "occurred_at": self._stamp(round(ts * 1000)),
+                    **body,
+                }
+            )
         )
-        return right_sized(value)
 
     def web(self, path: str | None = None) -> dict[str, Any]:
         rng = self._rng
