@@ -48,7 +48,8 @@ def test_bench_run_measures_every_row(kafka_bootstrap: str) -> None:
     args += ["--new-leads", "5000", "--recovery-leads", "5000", "--latency-seconds", "2"]
     args += ["--no-record"]
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
-    env.pop("LEADSTREAM_FLUSH_EVENTS", None)
+    for window_setting in ("LEADSTREAM_FLUSH_EVENTS", "LEADSTREAM_FLUSH_INTERVAL_SECONDS"):
+        env.pop(window_setting, None)
     run = subprocess.run(
         [sys.executable, "-m", "bench.run", *args],
         cwd=REPO,
