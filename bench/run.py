@@ -63,17 +63,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.relay import run_on_worker_loop
 from scoring import load_default_model
 from streams.build import scoring_build
+from streams.contract import right_sized
 from streams.localkafka import LocalKafka, ensure_topics, free_ports
 from streams.partitioning import Partitioner
 from streams.processes import stop_process
 from streams.settings import Settings, topic_env, topic_roles
-from streams.workload import (
-    EventFactory,
-    generate_events,
-    great_fit_persona,
-    right_sized,
-    sample_states,
-)
+from streams.workload import EventFactory, generate_events, great_fit_persona, sample_states
 
 REPO = Path(__file__).resolve().parent.parent
 PARTITIONS = 4

@@ -264,6 +264,16 @@ _TRANSITION_FIELDS: Final = (
 )
 
 
+def right_sized(value: bytes) -> bytes:
+    """A copy of ``orjson.dumps``' output that holds only its bytes.
+
+    orjson's bytes keep its whole output buffer (4 KiB at least, orjson >= 3.12): for
+    any that are kept, not just sent (states in a memory:// store, messages the bench
+    builds ahead), ~20x a ~200 B message.
+    """
+    return bytes(memoryview(value))
+
+
 def encode_transition(transition: Mapping[str, Any], *, emitted_at: float) -> bytes:
     """The ``lead.qualified`` message value (orjson bytes) for one stage change.
 

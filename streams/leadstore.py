@@ -25,6 +25,7 @@ from typing import Any
 from faust.types import TP
 from rocksdict import WriteBatch
 
+from streams.contract import right_sized
 from streams.emit import Emitter
 
 
@@ -56,14 +57,13 @@ class LeadStore:
         """
         batches: dict[int, Any] = {}
         n = 0
-        # memory:// keeps the values themselves: copied, since orjson's bytes keep
-        # its whole buffer (4 KiB at least, orjson >= 3.12); RocksDB copies anyway.
+        # memory:// keeps the values themselves (RocksDB copies them anyway).
         trim = not self._rocksdb
         for key, partition, value in writes:
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = self._new_batch(partition)
-            batch[key] = bytes(memoryview(value)) if trim else value
+            batch[key] = right_sized(value) if trim else value
             n += 1
         for partition, batch in batches.items():
             self._commit_batch(partition, batch)

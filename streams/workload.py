@@ -29,6 +29,8 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from streams.contract import right_sized
+
 KINDS: Final[tuple[str, str, str, str]] = ("web", "email", "webinar", "profile")
 LEAD_ID_FORMAT: Final = "lead-{:06d}"
 
@@ -306,16 +308,6 @@ def _persona(rng: random.Random, segment: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- factory
-
-
-def right_sized(value: bytes) -> bytes:
-    """A copy of ``orjson.dumps``' output that holds only its bytes.
-
-    orjson's bytes keep its whole output buffer (4 KiB at least, orjson >= 3.12), and
-    the bench holds millions of generated messages: its 60 s half point's took ~8 GiB,
-    ~1.1 GiB copied.
-    """
-    return bytes(memoryview(value))
 
 
 class EventFactory:
