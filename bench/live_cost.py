@@ -7,14 +7,15 @@ it: first the bench's backlog (same generator, seed, sizes and three weeks of ev
 times) in fetch-sized batches of 4,000 and write-behind windows of
 ``LEADSTREAM_FLUSH_EVENTS``; then the same leads' mix live (event times now, a new
 seed, as the latency points send it) at ``--rate`` for ``--seconds``, in the batches
-one 10 ms fetch brings and windows of ``LEADSTREAM_FLUSH_INTERVAL_SECONDS``. Scoring
+one 10 ms fetch brings and windows of ``LEADSTREAM_FLUSH_INTERVAL_SECONDS`` (or
+``LEADSTREAM_FLUSH_EVENTS``, whichever fills first, as the worker closes them). Scoring
 is ``Pipeline.process`` (decode, validate, route, ``apply``); writing is what the
 worker does per lead per window before RocksDB and the changelog (``next_change_at``
 and ``encode_state``). The backlog is the baseline; the live phase is printed as a
 ratio to it, with the hot leads' states after each phase.
 
 This separates the work a live event adds from what the machine adds: the worker's
-live event costs ~2x its backlog event in ``make bench``, with the broker and the
+live event costs 1.6-2x its backlog event in ``make bench``, with the broker and the
 load generator on the same two cores.
 """
 
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     after_backlog = hot_states(cache)
     # A live batch is what one fetch wait brings.
     live_batch = max(1, round(args.rate * settings.fetch_max_wait_s))
-    live_window = max(1, round(args.rate * settings.flush_interval_s))
+    # The worker closes a window at its age or its size, whichever comes first.
+    live_window = max(1, min(settings.flush_events, round(args.rate * settings.flush_interval_s)))
     fresh = run_phase(
         pipeline, cache, live, batch=live_batch, window=live_window, now=now + args.seconds
     )

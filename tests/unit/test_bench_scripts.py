@@ -49,6 +49,16 @@ def test_live_cost_scores_both_phases_and_reports_the_hot_states(
     assert len(ids) == 2 and 0 < ids[0] <= ids[1]  # live events only add ids here
 
 
+def test_live_cost_closes_live_windows_at_their_size_as_the_worker_does(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2,000 events/s for 2 s fill 4,000 events by age; the worker closes at 1,000.
+    monkeypatch.setenv("LEADSTREAM_FLUSH_EVENTS", "1000")
+    args = ["--events", "2000", "--leads", "100", "--rate", "2000", "--seconds", "2"]
+    assert live_cost.main(args) == 0
+    assert "windows of 1,000 against 1,000 events" in capsys.readouterr().out
+
+
 def test_bench_scoring_reports_apply_against_its_baseline_and_passes_no_verdict(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
