@@ -12,7 +12,8 @@ from scoring.engine import (
     next_change_by,
     snapshot,
 )
-from scoring.model import ModelError, ScoringModel, load_default_model, load_model, load_model_text
+from scoring.model import ModelError, ScoringModel
+from scoring.modelfile import load_default_model, load_model, load_model_text
 from scoring.state import LeadState
 
 __all__ = [

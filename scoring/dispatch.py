@@ -6,7 +6,11 @@ is a bitmask; for string (or missing) values that mask is memoised per value —
 actions and links repeat endlessly — so a typical event costs a few dict lookups
 instead of one regex per rule. Rules written as any-of lists are evaluated whole.
 
->>> from scoring.model import load_default_model
+The dispatcher reads only a rule's ``conds`` and ``match`` (:class:`DispatchRule`) and
+hands back the rule objects it was given, so it does not depend on ``scoring.model``
+(which holds a dispatcher per source).
+
+>>> from scoring.modelfile import load_default_model
 >>> d = load_default_model().dispatch["web"]
 >>> [r.id for r in d.match({"path": "/pricing", "duration_seconds": 300})]
 ['web-pricing', 'web-engaged-visit']
@@ -17,23 +21,35 @@ instead of one regex per rule. Rules written as any-of lists are evaluated whole
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from scoring.conditions import Matcher, Predicate
 
-if TYPE_CHECKING:  # pragma: no cover
-    from scoring.model import Rule
-
-__all__ = ["Dispatcher"]
+__all__ = ["DispatchRule", "Dispatcher"]
 
 #: Memoised values per field before the memo is dropped and rebuilt.
 MEMO_LIMIT = 4096
 
 
-class Dispatcher:
+class DispatchRule(Protocol):
+    """What the dispatcher reads of a rule (``scoring.model.Rule`` has both)."""
+
+    @property
+    def conds(self) -> tuple[tuple[str, Predicate], ...] | None:
+        """Per-field predicates, all of which must hold (None: use ``match``)."""
+
+    @property
+    def match(self) -> Matcher:
+        """The whole rule's matcher."""
+
+
+R = TypeVar("R", bound=DispatchRule)
+
+
+class Dispatcher(Generic[R]):
     __slots__ = ("_by_mask", "_fields", "_full", "_opaque", "rules")
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[R]) -> None:
         self.rules = tuple(rules)
         self._full = (1 << len(self.rules)) - 1
         preds: dict[str, list[tuple[int, Predicate]]] = {}
@@ -54,9 +70,9 @@ class Dispatcher:
             fields.append((field, tuple(items), self._full & ~constrained, memo))
         self._fields = tuple(fields)
         self._opaque = tuple(opaque)
-        self._by_mask: dict[int, tuple[Rule, ...]] = {0: ()}
+        self._by_mask: dict[int, tuple[R, ...]] = {0: ()}
 
-    def match(self, data: Mapping[str, Any]) -> tuple[Rule, ...]:
+    def match(self, data: Mapping[str, Any]) -> tuple[R, ...]:
         """The rules matching ``data``, in model order."""
         mask = self._full
         get = data.get

@@ -5,7 +5,7 @@ The score is a function of the set of counted events only (order-independent, ex
 decay); the stage follows the score's path with hysteresis, so it is path-dependent by
 design. Worked example (half-lives of seconds keep the numbers readable):
 
->>> from scoring.model import load_model_text
+>>> from scoring.modelfile import load_model_text
 >>> m = load_model_text('''
 ... id = "doc"
 ... version = "1"

@@ -1,27 +1,23 @@
-"""The declarative scoring model: one TOML format, validated and compiled at load.
+"""The scoring model's types: what a loaded model is made of.
 
-``load_model(path)``, ``load_model_text(text, source_name)`` and ``load_default_model()``
-return an immutable :class:`ScoringModel` or raise :class:`ModelError` listing every
-problem found, each with its location (``rules[3].cap.per: ...``; indexes count from 0).
-The format is documented in ``docs/scoring-model.md``.
+A :class:`ScoringModel` holds the compiled rules, fit rules, BANT matchers, stages
+and disqualifiers of one model file; :class:`ModelError` is what loading an invalid
+one raises. Reading, validating and compiling the TOML format is
+``scoring.modelfile`` (``load_model``, ``load_model_text``, ``load_default_model``);
+the format is documented in ``docs/scoring-model.md``.
 """
 
 from __future__ import annotations
 
-import math
-import tomllib
-from collections.abc import Mapping
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from scoring.conditions import Matcher, Predicate, compile_conditions, compile_match, never
+from scoring.conditions import Matcher, Predicate
 from scoring.dispatch import Dispatcher
-from scoring.durations import parse_duration
 
 __all__ = [
     "BANT_KEYS",
     "GRADES",
+    "GRADE_RANK",
     "SOURCES",
     "Disqualifier",
     "FitRule",
@@ -29,9 +25,6 @@ __all__ = [
     "Rule",
     "ScoringModel",
     "Stage",
-    "load_default_model",
-    "load_model",
-    "load_model_text",
 ]
 
 SOURCES = ("web", "email", "webinar", "profile")
@@ -39,35 +32,6 @@ BANT_KEYS = ("budget", "authority", "need", "timeline")
 #: Grades from best to worst; a requirement ``grade = "B"`` means B or better.
 GRADES = ("A", "B", "C", "D")
 GRADE_RANK = {"A": 3, "B": 2, "C": 1, "D": 0}
-
-_EMAIL_ACTIONS = frozenset({"delivered", "open", "click", "bounce", "unsubscribe", "spam_report"})
-_WEBINAR_ACTIONS = frozenset({"registered", "attended", "no_show", "question"})
-
-#: Fields a rule of each event source may test (None: any string value).
-SOURCE_FIELDS: dict[str, dict[str, frozenset[str] | None]] = {
-    "web": {"url": None, "path": None, "referrer": None, "duration_seconds": None, "title": None},
-    "email": {
-        "action": _EMAIL_ACTIONS,
-        "campaign_id": None,
-        "link": None,
-        "bounce_type": frozenset({"hard", "soft"}),
-    },
-    "webinar": {"action": _WEBINAR_ACTIONS, "webinar_id": None, "minutes_attended": None},
-}
-
-#: Allowed values of the enumerated profile attributes (other keys are free).
-PROFILE_ENUMS: dict[str, frozenset[str]] = {
-    "seniority": frozenset(
-        {"c_level", "vp", "director", "manager", "individual_contributor", "student", "other"}
-    ),
-    "budget_status": frozenset({"unknown", "none", "planned", "approved"}),
-    "decision_role": frozenset({"unknown", "user", "influencer", "decision_maker"}),
-    "purchase_timeline": frozenset(
-        {"unknown", "over_12_months", "within_12_months", "within_6_months", "within_3_months"}
-    ),
-}
-
-_LN2 = math.log(2.0)
 
 
 class ModelError(ValueError):
@@ -238,7 +202,7 @@ class ScoringModel:
     rules: tuple[Rule, ...]
     rules_by_source: dict[str, tuple[Rule, ...]]
     #: source -> the compiled matcher of its rules
-    dispatch: dict[str, Dispatcher]
+    dispatch: dict[str, Dispatcher[Rule]]
     #: the largest decay rate (0.0 when nothing decays)
     max_rate: float
     rule_by_id: dict[str, Rule | FitRule]
@@ -258,6 +222,7 @@ class ScoringModel:
     def grade_for(self, fit_points: float) -> str:
         """The grade of ``fit_points``.
 
+        >>> from scoring.modelfile import load_default_model
         >>> m = load_default_model()
         >>> [m.grade_for(p) for p in (75, 60, 59.5, 40, 20, 19, -5)]
         ['A', 'A', 'B', 'B', 'C', 'D', 'D']
@@ -266,396 +231,3 @@ class ScoringModel:
             if fit_points >= bound:
                 return grade
         return "D"
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def load_model(path: str | Path) -> ScoringModel:
-    """Load and validate the model file at ``path``."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ModelError(str(p), [f"cannot read the file: {exc.strerror or exc}"]) from exc
-    return load_model_text(text, str(p))
-
-
-def load_default_model() -> ScoringModel:
-    """The model bundled with leadstream (``scoring/default_model.toml``)."""
-    text = resources.files("scoring").joinpath("default_model.toml").read_text("utf-8")
-    return load_model_text(text, "default_model.toml")
-
-
-def load_model_text(text: str, source_name: str = "<model>") -> ScoringModel:
-    """Parse, validate and compile a model from TOML text."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelError(source_name, [f"not valid TOML: {exc}"]) from exc
-    return _Builder(source_name).build(data)
-
-
-class _Builder:
-    def __init__(self, source_name: str) -> None:
-        self.source_name = source_name
-        self.problems: list[str] = []
-
-    # ----------------------------------------------------------------- primitives
-
-    def err(self, msg: str) -> None:
-        self.problems.append(msg)
-
-    def keys(self, table: Mapping[str, Any], loc: str, allowed: tuple[str, ...]) -> None:
-        for key in table:
-            if key not in allowed:
-                self.err(
-                    f"{loc}{'.' if loc else ''}{key}: unknown key (allowed: {', '.join(allowed)})"
-                )
-
-    def table(self, value: object, loc: str) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.err(f"{loc}: must be a table")
-            return {}
-        return value
-
-    def string(self, table: Mapping[str, Any], key: str, loc: str, default: str | None) -> str:
-        v = table.get(key, default)
-        where = f"{loc}.{key}" if loc else key
-        if v is None:
-            self.err(f"{where}: missing (a non-empty string)")
-            return ""
-        if not isinstance(v, str) or not v:
-            self.err(f"{where}: {v!r} is not a non-empty string")
-            return ""
-        return v
-
-    def number(self, table: Mapping[str, Any], key: str, loc: str, default: float | None) -> float:
-        v = table.get(key, default)
-        if v is None:
-            self.err(f"{loc}.{key}: missing (a number)")
-            return 0.0
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            self.err(f"{loc}.{key}: {v!r} is not a finite number")
-            return 0.0
-        return float(v)
-
-    def integer(self, table: Mapping[str, Any], key: str, loc: str, default: int, lo: int) -> int:
-        v = table.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            self.err(f"{loc}.{key}: {v!r} is not an integer >= {lo}")
-            return default
-        return v
-
-    def duration(self, value: object, loc: str, positive: bool) -> float:
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            self.err(f"{loc}: {exc}")
-            return 1.0
-        if positive and seconds <= 0:
-            self.err(f"{loc}: must be longer than 0s")
-            return 1.0
-        return seconds
-
-    def grade(self, value: object, loc: str) -> int:
-        if not isinstance(value, str) or value not in GRADE_RANK:
-            self.err(f"{loc}: {value!r} is not a grade (use A, B, C or D)")
-            return 0
-        return GRADE_RANK[value]
-
-    def array(self, value: object, loc: str) -> list[dict[str, Any]]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.err(f"{loc}: must be an array of tables ([[{loc}]])")
-            return []
-        out = []
-        for i, item in enumerate(value):
-            if isinstance(item, dict):
-                out.append(item)
-            else:
-                self.err(f"{loc}[{i}]: must be a table")
-        return out
-
-    def unique(self, seen: dict[str, str], ident: str, loc: str, what: str) -> None:
-        if not ident:
-            return
-        if ident in seen:
-            self.err(f"{loc}: duplicate {what} {ident!r} (first at {seen[ident]})")
-        else:
-            seen[ident] = loc
-
-    # ----------------------------------------------------------------- sections
-
-    def build(self, data: dict[str, Any]) -> ScoringModel:
-        self.keys(
-            data,
-            "",
-            (
-                "id",
-                "version",
-                "description",
-                "forced_stages",
-                "settings",
-                "decay",
-                "rules",
-                "fit",
-                "bant",
-                "stages",
-                "disqualifiers",
-            ),
-        )
-        m = ScoringModel()
-        m.source_name = self.source_name
-        m.id = self.string(data, "id", "", None)
-        version = data.get("version")
-        if isinstance(version, int | str) and not isinstance(version, bool) and str(version):
-            m.version = str(version)
-        else:
-            self.err(f"version: {version!r} is not a version (a string or an integer)")
-            m.version = ""
-        desc = data.get("description", "")
-        m.description = desc if isinstance(desc, str) else ""
-        self.settings(m, self.table(data.get("settings"), "settings"))
-        self.decay(m, self.table(data.get("decay"), "decay"))
-        ids: dict[str, str] = {}
-        self.rules(m, self.array(data.get("rules"), "rules"), ids)
-        self.fit(m, self.table(data.get("fit"), "fit"), ids)
-        self.bant(m, self.table(data.get("bant"), "bant"))
-        self.stages(m, self.array(data.get("stages"), "stages"))
-        self.forced(m, data.get("forced_stages", []))
-        self.disqualifiers(m, self.array(data.get("disqualifiers"), "disqualifiers"))
-        if self.problems:
-            raise ModelError(self.source_name, self.problems)
-        return m
-
-    def settings(self, m: ScoringModel, s: dict[str, Any]) -> None:
-        self.keys(s, "settings", ("max_lateness", "dedup_max_ids", "reasons_top_n"))
-        m.max_lateness = self.duration(
-            s.get("max_lateness", "30d"), "settings.max_lateness", positive=False
-        )
-        m.dedup_max_ids = self.integer(s, "dedup_max_ids", "settings", 256, 1)
-        m.reasons_top_n = self.integer(s, "reasons_top_n", "settings", 5, 0)
-
-    def decay(self, m: ScoringModel, d: dict[str, Any]) -> None:
-        m.half_lives = {}
-        m.rates = {}
-        if not d:
-            self.err('decay: missing or empty (a table: category = half-life or "none")')
-        for cat, value in d.items():
-            if value == "none":
-                m.half_lives[cat] = None
-                m.rates[cat] = 0.0
-            else:
-                h = self.duration(value, f"decay.{cat}", positive=True)
-                m.half_lives[cat] = h
-                m.rates[cat] = _LN2 / h
-        m.categories = tuple(m.half_lives)
-        m.max_rate = max(m.rates.values(), default=0.0)
-
-    def rules(self, m: ScoringModel, rules: list[dict[str, Any]], ids: dict[str, str]) -> None:
-        out: list[Rule] = []
-        for i, r in enumerate(rules):
-            loc = f"rules[{i}]"
-            self.keys(
-                r,
-                loc,
-                ("id", "description", "source", "category", "points", "match", "cap", "sets"),
-            )
-            rid = self.string(r, "id", loc, None)
-            self.unique(ids, rid, f"{loc}.id", "rule id")
-            description = self.string(r, "description", loc, rid or "?")
-            source = r.get("source")
-            if source not in SOURCES:
-                self.err(f"{loc}.source: {source!r} is not one of {', '.join(SOURCES)}")
-                source = "web"
-            category = r.get("category", source)
-            if not isinstance(category, str) or category not in m.half_lives:
-                known = ", ".join(m.half_lives) or "none declared"
-                self.err(f"{loc}.category: unknown category {category!r} (in [decay]: {known})")
-                category = ""
-            points = self.number(r, "points", loc, None)
-            if "match" not in r:
-                self.err(f"{loc}.match: missing (a table of conditions; {{}} matches all)")
-            if source == "profile":
-                match, conds = compile_conditions(
-                    r.get("match", {}), f"{loc}.match", self.problems, enums=PROFILE_ENUMS
-                )
-            else:
-                match, conds = compile_conditions(
-                    r.get("match", {}), f"{loc}.match", self.problems, SOURCE_FIELDS[source]
-                )
-            cap_count, cap_per = 0, 0.0
-            if "cap" in r:
-                cap = self.table(r["cap"], f"{loc}.cap")
-                self.keys(cap, f"{loc}.cap", ("count", "per"))
-                if cap:
-                    cap_count = self.integer(cap, "count", f"{loc}.cap", 1, 1)
-                    if "per" not in cap:
-                        self.err(f"{loc}.cap.per: missing (a duration such as 1d)")
-                    cap_per = self.duration(cap.get("per", 1.0), f"{loc}.cap.per", positive=True)
-            sets: dict[str, Any] | None = None
-            if "sets" in r:
-                sets = self.table(r["sets"], f"{loc}.sets")
-                for key, value in sets.items():
-                    if not isinstance(value, str | int | float | bool):
-                        self.err(f"{loc}.sets.{key}: {value!r} is not a string, number or boolean")
-                if not sets:
-                    sets = None
-            rate = m.rates.get(category, 0.0)
-            out.append(
-                Rule(
-                    rid,
-                    description,
-                    str(source),
-                    category,
-                    points,
-                    match,
-                    cap_count,
-                    cap_per,
-                    sets,
-                    rate,
-                    conds,
-                )
-            )
-        m.rules = tuple(out)
-        m.rules_by_source = {s: tuple(r for r in out if r.source == s) for s in SOURCES}
-        m.dispatch = {s: Dispatcher(rules) for s, rules in m.rules_by_source.items()}
-        m.rule_by_id = {r.id: r for r in out}
-
-    def fit(self, m: ScoringModel, fit: dict[str, Any], ids: dict[str, str]) -> None:
-        self.keys(fit, "fit", ("rules", "grades"))
-        out: list[FitRule] = []
-        for i, r in enumerate(self.array(fit.get("rules"), "fit.rules")):
-            loc = f"fit.rules[{i}]"
-            self.keys(r, loc, ("id", "description", "points", "match"))
-            rid = self.string(r, "id", loc, None)
-            self.unique(ids, rid, f"{loc}.id", "rule id")
-            description = self.string(r, "description", loc, rid or "?")
-            points = self.number(r, "points", loc, None)
-            if "match" not in r:
-                self.err(f"{loc}.match: missing (a table of conditions)")
-            match = compile_match(
-                r.get("match", {}), f"{loc}.match", self.problems, enums=PROFILE_ENUMS
-            )
-            out.append(FitRule(rid, description, points, match))
-        m.fit_rules = tuple(out)
-        for fr in out:
-            m.rule_by_id[fr.id] = fr
-        grades = self.table(fit.get("grades", {"A": 60, "B": 40, "C": 20}), "fit.grades")
-        self.keys(grades, "fit.grades", ("A", "B", "C"))
-        bounds = [(g, self.number(grades, g, "fit.grades", None)) for g in ("A", "B", "C")]
-        if not bounds[0][1] > bounds[1][1] > bounds[2][1]:
-            self.err("fit.grades: bounds must decrease strictly: A > B > C")
-        m.grade_bounds = tuple(bounds)
-
-    def bant(self, m: ScoringModel, bant: dict[str, Any]) -> None:
-        self.keys(bant, "bant", BANT_KEYS)
-        out: list[tuple[str, Matcher]] = []
-        for key in BANT_KEYS:
-            spec = bant.get(key, [])
-            if spec == []:
-                out.append((key, never))
-                continue
-            out.append(
-                (key, compile_match(spec, f"bant.{key}", self.problems, enums=PROFILE_ENUMS))
-            )
-        m.bant = tuple(out)
-
-    def stages(self, m: ScoringModel, stages: list[dict[str, Any]]) -> None:
-        out: list[Stage] = []
-        names: dict[str, str] = {}
-        if not stages:
-            self.err("stages: missing (an array of tables [[stages]], lowest first)")
-        prev_entry = -math.inf
-        for i, s in enumerate(stages):
-            loc = f"stages[{i}]"
-            self.keys(s, loc, ("name", "description", "entry", "exit"))
-            name = self.string(s, "name", loc, None)
-            self.unique(names, name, f"{loc}.name", "stage")
-            description = self.string(s, "description", loc, name or "?")
-            if i == 0:
-                for key in ("entry", "exit"):
-                    if key in s:
-                        self.err(
-                            f"{loc}.{key}: the first stage has no {key} (every lead starts there)"
-                        )
-                out.append(Stage(name, description, 0, -math.inf, 0, 0, -math.inf, 0, 0))
-                continue
-            if "entry" not in s:
-                self.err(f"{loc}.entry: missing (a table: score, optional grade and bant)")
-            if "exit" not in s:
-                self.err(f"{loc}.exit: missing (a table: score below entry.score)")
-            entry = self.table(s.get("entry", {}), f"{loc}.entry")
-            exit_ = self.table(s.get("exit", {}), f"{loc}.exit")
-            self.keys(entry, f"{loc}.entry", ("score", "grade", "bant"))
-            self.keys(exit_, f"{loc}.exit", ("score", "grade", "bant"))
-            e_score = self.number(entry, "score", f"{loc}.entry", None) if entry else 0.0
-            e_grade = self.grade(entry["grade"], f"{loc}.entry.grade") if "grade" in entry else 0
-            e_bant = self.integer(entry, "bant", f"{loc}.entry", 0, 0)
-            if e_bant > 4:
-                self.err(f"{loc}.entry.bant: {e_bant} is more than the 4 BANT criteria")
-            x_score = self.number(exit_, "score", f"{loc}.exit", None) if exit_ else 0.0
-            x_grade = (
-                self.grade(exit_["grade"], f"{loc}.exit.grade") if "grade" in exit_ else e_grade
-            )
-            x_bant = self.integer(exit_, "bant", f"{loc}.exit", e_bant, 0)
-            if entry and exit_:
-                if x_score >= e_score:
-                    self.err(
-                        f"{loc}.exit.score: {x_score:g} must be below entry.score {e_score:g} "
-                        "(hysteresis)"
-                    )
-                if x_grade > e_grade:
-                    self.err(f"{loc}.exit.grade: stricter than entry.grade")
-                if x_bant > e_bant:
-                    self.err(f"{loc}.exit.bant: {x_bant} is stricter than entry.bant {e_bant}")
-                if e_score <= prev_entry:
-                    self.err(
-                        f"{loc}.entry.score: {e_score:g} must be above the previous stage's "
-                        f"entry.score {prev_entry:g} (stages are ordered low to high)"
-                    )
-            prev_entry = e_score
-            out.append(
-                Stage(name, description, i, e_score, e_grade, e_bant, x_score, x_grade, x_bant)
-            )
-        m.stages = tuple(out)
-        m.stage_index = {s.name: s.index for s in out}
-
-    def forced(self, m: ScoringModel, forced: object) -> None:
-        if not isinstance(forced, list) or not all(isinstance(f, str) and f for f in forced):
-            self.err("forced_stages: must be a list of stage names")
-            forced = []
-        names = [str(f) for f in forced]
-        for name in names:
-            if name in m.stage_index:
-                self.err(f"forced_stages: {name!r} is already an ordered stage")
-        m.forced_stages = frozenset(names)
-
-    def disqualifiers(self, m: ScoringModel, items: list[dict[str, Any]]) -> None:
-        out: list[Disqualifier] = []
-        ids: dict[str, str] = {}
-        for i, d in enumerate(items):
-            loc = f"disqualifiers[{i}]"
-            self.keys(d, loc, ("id", "description", "match", "stage"))
-            did = self.string(d, "id", loc, None)
-            self.unique(ids, did, f"{loc}.id", "disqualifier id")
-            description = self.string(d, "description", loc, did or "?")
-            stage = self.string(d, "stage", loc, None)
-            if stage and stage not in m.stage_index and stage not in m.forced_stages:
-                known = ", ".join([*m.stage_index, *sorted(m.forced_stages)])
-                self.err(
-                    f"{loc}.stage: unknown stage {stage!r} (known: {known}; declare extra "
-                    "stages in forced_stages)"
-                )
-            if "match" not in d:
-                self.err(f"{loc}.match: missing (a table of conditions)")
-            match = compile_match(
-                d.get("match", {}), f"{loc}.match", self.problems, enums=PROFILE_ENUMS
-            )
-            out.append(Disqualifier(did, description, match, stage))
-        m.disqualifiers = tuple(out)
-        m.disqualifier_by_id = {d.id: d for d in out}

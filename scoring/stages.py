@@ -12,7 +12,7 @@ So the stage depends on the path the score took (that is the point of hysteresis
 while the score itself does not. With the default model (warm 20/10, mql 50/40 and
 grade B, sql 80/65 and grade B and 3 BANT criteria):
 
->>> from scoring.model import load_default_model
+>>> from scoring.modelfile import load_default_model
 >>> m = load_default_model()
 >>> evaluate_stage(m, "cold", 55.0, "B", 0)    # jumps two stages at once
 'mql'

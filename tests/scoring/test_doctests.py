@@ -14,6 +14,7 @@ MODULES = [
     "scoring.durations",
     "scoring.engine",
     "scoring.model",
+    "scoring.modelfile",
     "scoring.stages",
     "scoring.state",
 ]
