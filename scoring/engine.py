@@ -1,11 +1,14 @@
-"""Scoring transitions: ``apply`` an event, ``advance`` time, ``next_change_at``, ``snapshot``.
+"""Scoring transitions: ``apply`` an event, ``advance`` time, ``snapshot`` a lead.
 
 ``apply`` and ``advance`` take ownership of the state and return it mutated in place.
 The score is a function of the set of counted events only (order-independent, exact
 decay); the stage follows the score's path with hysteresis, so it is path-dependent by
-design. Worked example (half-lives of seconds keep the numbers readable):
+design. The time decay alone next moves a lead to another stage is solved in
+``scoring.nextchange``; ``advance`` applies those changes at their exact times. Worked
+example (half-lives of seconds keep the numbers readable):
 
 >>> from scoring.modelfile import load_model_text
+>>> from scoring.nextchange import next_change_at, next_change_by
 >>> m = load_model_text('''
 ... id = "doc"
 ... version = "1"
@@ -52,8 +55,15 @@ from collections.abc import Mapping
 from heapq import heappop, heappush
 from typing import Any, Literal, TypedDict
 
-from scoring.decay import first_crossing
 from scoring.model import GRADE_RANK, Rule, ScoringModel
+from scoring.nextchange import (
+    compute_next_change,
+    next_change_at,
+    no_crossing_before,
+    refresh_bound,
+    refresh_thresholds,
+    thresholds,
+)
 from scoring.stages import evaluate_from_bottom, evaluate_index
 from scoring.state import LeadState
 
@@ -64,8 +74,6 @@ __all__ = [
     "advance",
     "apply",
     "breakdown_at",
-    "next_change_at",
-    "next_change_by",
     "reasons_at",
     "score_at",
     "snapshot",
@@ -76,7 +84,6 @@ TRANSITION_NAMESPACE = uuid.UUID("6f1c3a52-5f0e-4d3b-9a4e-2b8f6c1d7e90")
 
 _exp = math.exp
 _NEG_INF = -math.inf
-_INF = math.inf
 
 
 class Reason(TypedDict):
@@ -190,130 +197,15 @@ def _transition(
     }
 
 
-# ----------------------------------------------------------------------- next change
-
-
-def _thresholds(state: LeadState, model: ScoringModel, idx: int) -> tuple[float, float]:
-    """(exit score of the current stage or -inf, lowest reachable higher entry or inf)."""
-    stages = model.stages
-    lower = stages[idx].exit_score if idx > 0 else _NEG_INF
-    grade = GRADE_RANK[state.grade]
-    bant = state.bant_count
-    for st in stages[idx + 1 :]:
-        if grade >= st.entry_grade and bant >= st.entry_bant:
-            return lower, st.entry_score
-    return lower, _INF
-
-
-def _compute_next_change(state: LeadState, model: ScoringModel) -> None:
-    state.nc_valid = True
-    state.next_change = None
-    clock = state._clock
-    if state.disqualifier is not None or clock == _NEG_INF:
-        return
-    idx = model.stage_index.get(state.stage)
-    if idx is None:
-        return
-    lower, upper = _thresholds(state, model, idx)
-    rates = model.rates
-    k = 0.0
-    by_rate: dict[float, float] = {}
-    for cat, acc in state.categories.items():
-        rate = rates.get(cat, 0.0)
-        if rate:
-            by_rate[rate] = by_rate.get(rate, 0.0) + acc[0] * _exp((acc[1] - clock) * rate)
-        else:
-            k += acc[0]
-    mus = [r for r, c in by_rate.items() if c != 0.0]
-    if not mus:
-        return
-    cs = [by_rate[r] for r in mus]
-    tol = max(1e-9, abs(clock) * 1e-15)
-    best: float | None = None
-    up = False
-    if lower != _NEG_INF:
-        x = first_crossing(cs, mus, k, lower, False, tol)
-        if x is not None:
-            best = x
-    if upper != _INF:
-        x = first_crossing(cs, mus, k, upper, True, tol)
-        if x is not None and (best is None or x < best):
-            best, up = x, True
-    if best is not None:
-        state.next_change = clock + best
-        state.nc_up = up
-
-
-def next_change_at(state: LeadState, model: ScoringModel) -> float | None:
-    """When decay alone would next move the lead to another stage (None: never).
-
-    Exact: the score ``k + sum_c A_c 2**(-(t - a_c)/h_c)`` is solved for the first time
-    after ``clock`` it drops below the current stage's exit score or rises to the entry
-    score of a higher stage the lead's grade and BANT allow (see ``scoring.decay``).
-    Cached in the state until an event or profile change invalidates it.
-    """
-    if not state.nc_valid:
-        _compute_next_change(state, model)
-    return state.next_change
-
-
-def next_change_by(state: LeadState, model: ScoringModel, until: float) -> float | None:
-    """``next_change_at`` if it is at or before ``until``, else None.
-
-    For a caller that only needs the changes due soon (a worker scheduling them as it
-    scores, before the state is written): the cached bound rules out a change before
-    ``until`` for most states without solving for the exact time.
-    """
-    if not state.nc_valid:
-        # A millisecond past ``until``: at the crossing itself, the bound and the
-        # root may round to either side of the threshold.
-        if _no_crossing_before(state, model, until + 1e-3):
-            return None
-        _compute_next_change(state, model)
-    nc = state.next_change
-    return nc if nc is not None and nc <= until else None
-
-
-def _refresh_bound(state: LeadState, model: ScoringModel, at: float) -> float:
-    """The score at ``at``; also caches the fast-path bound as of ``at``."""
-    rates = model.rates
-    k = pos = neg = 0.0
-    for cat, acc in state.categories.items():
-        rate = rates.get(cat, 0.0)
-        if rate:
-            v = acc[0] * _exp((acc[1] - at) * rate)
-            if v > 0.0:
-                pos += v
-            else:
-                neg += v
-        else:
-            k += acc[0]
-    if not state.b_valid:  # else the thresholds are current (see _refresh_thresholds)
-        _refresh_thresholds(state, model)
-        state.b_valid = True
-    state.b_t0 = at
-    state.b_k = k
-    state.b_pos = pos
-    state.b_neg = neg
-    return k + neg + pos
-
-
-def _refresh_thresholds(state: LeadState, model: ScoringModel) -> None:
-    """Cache the thresholds: on every stage change and with every bound rebuilt after
-    a grade/BANT change (which clears ``b_valid``)."""
-    idx = model.stage_index.get(state.stage)
-    if state.disqualifier is not None or idx is None:
-        state.b_lower, state.b_upper = _NEG_INF, _INF
-    else:
-        state.b_lower, state.b_upper = _thresholds(state, model, idx)
+# ------------------------------------------------------------------------ advancing
 
 
 def _decay_step(state: LeadState, model: ScoringModel, transitions: list[Transition]) -> None:
     """Apply the cached next change (which must be valid and not None)."""
     at: float = state.next_change  # type: ignore[assignment]
     idx = model.stage_index[state.stage]
-    lower, upper = _thresholds(state, model, idx)
-    score = _refresh_bound(state, model, at)
+    lower, upper = thresholds(state, model, idx)
+    score = refresh_bound(state, model, at)
     # The root is exact to ~1e-9 s; evaluate on the side it crossed to.
     score = max(score, upper) if state.nc_up else min(score, math.nextafter(lower, _NEG_INF))
     new = evaluate_index(model.stages, idx, score, GRADE_RANK[state.grade], state.bant_count)
@@ -323,7 +215,7 @@ def _decay_step(state: LeadState, model: ScoringModel, transitions: list[Transit
     if new != idx:
         old = state.stage
         state.stage = model.stages[new].name
-        _refresh_thresholds(state, model)
+        refresh_thresholds(state, model)
         transitions.append(_transition(state, model, old, state.stage, "decay", None, at, score))
 
 
@@ -332,56 +224,11 @@ def _advance_to(
 ) -> None:
     for _ in range(4 * len(model.stages) + 16):  # bounded: a few changes per stage at most
         if not state.nc_valid:
-            _compute_next_change(state, model)
+            compute_next_change(state, model)
         nc = state.next_change
         if nc is None or nc > until:
             return
         _decay_step(state, model, transitions)
-
-
-def _no_crossing_before(state: LeadState, model: ScoringModel, until: float) -> bool:
-    """Cheap sufficient test that decay cannot change the stage in (clock, until].
-
-    Layers: the cached exact next change; the cached bound (positive terms only shrink,
-    negative ones only grow towards 0, and nothing decays faster than the fastest
-    rate); the bound recomputed from every term at both ends (each is monotone).
-    """
-    if state.nc_valid:
-        nc = state.next_change
-        return nc is None or nc > until
-    if state.b_valid:
-        k = state.b_k
-        pos = state.b_pos
-        if k + pos < state.b_upper:
-            lower = state.b_lower
-            if lower == _NEG_INF:
-                return True
-            if k + state.b_neg + pos * _exp((state.b_t0 - until) * model.max_rate) >= lower:
-                return True
-    if state.disqualifier is not None:
-        return True
-    idx = model.stage_index.get(state.stage)
-    if idx is None:
-        return True
-    lower, upper = _thresholds(state, model, idx)
-    clock = state._clock
-    rates = model.rates
-    lo = hi = 0.0
-    for cat, acc in state.categories.items():
-        rate = rates.get(cat, 0.0)
-        if rate:
-            a = acc[0] * _exp((acc[1] - clock) * rate)
-            b = a * _exp((clock - until) * rate)
-            if a < b:
-                lo += a
-                hi += b
-            else:
-                lo += b
-                hi += a
-        else:
-            lo += acc[0]
-            hi += acc[0]
-    return lo >= lower and hi < upper
 
 
 # ------------------------------------------------------------------------- applying
@@ -532,7 +379,7 @@ def _settle(
 ) -> Transition | None:
     """Evaluate the stage at ``at`` after a change; the transition if it moved."""
     old = state.stage
-    score = _refresh_bound(state, model, at)
+    score = refresh_bound(state, model, at)
     if (
         not profile_changed
         and state.b_lower <= score < state.b_upper
@@ -554,7 +401,7 @@ def _settle(
         return None
     state.stage = new
     state.nc_valid = False
-    _refresh_thresholds(state, model)
+    refresh_thresholds(state, model)
     return _transition(state, model, old, new, cause, trigger, at, score)
 
 
@@ -584,7 +431,7 @@ def apply(
     if not state.stage:
         _init(state, model)
     if t > clock:
-        if clock != _NEG_INF and not _no_crossing_before(state, model, t):
+        if clock != _NEG_INF and not no_crossing_before(state, model, t):
             _advance_to(state, model, t, transitions)
         state._clock = t
         at = t

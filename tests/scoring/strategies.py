@@ -6,6 +6,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+#: Examples per property test (hypothesis max_examples).
+EXAMPLES = 300
+
 PATHS = ["/pricing", "/pricing/x", "/blog/a", "/careers", "/about"]
 ACTIONS = ["click", "open", "unsubscribe"]
 ATTRS: dict[str, list[Any]] = {

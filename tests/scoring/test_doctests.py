@@ -15,6 +15,7 @@ MODULES = [
     "scoring.engine",
     "scoring.model",
     "scoring.modelfile",
+    "scoring.nextchange",
     "scoring.stages",
     "scoring.state",
 ]

@@ -1,0 +1,221 @@
+"""When decay alone next changes a lead's stage: ``next_change_at``, ``next_change_by``.
+
+Between events a lead's score only decays, ``k + sum_c A_c 2**(-(t - a_c)/h_c)``, so
+its stage can change only where that sum crosses one of two thresholds: the current
+stage's exit score (down) or the entry score of the lowest higher stage the lead's
+grade and BANT allow (up). ``compute_next_change`` solves for the first crossing after
+the lead's clock (``scoring.decay.first_crossing``, terms of one rate merged) and
+caches it in the state: ``next_change`` and ``nc_up``, valid (``nc_valid``) until the
+engine changes the lead again (an event, a profile change, a decay step).
+
+Solving is the costly part, and a caller often only needs to know whether a change
+is due before some time (the engine, before it moves a lead to a newer event's time;
+a worker scheduling the changes due soon). ``no_crossing_before`` answers that
+cheaply when it can, from the cached exact answer, else from a bound the state
+caches (``b_*``: the no-decay sum and the positive and negative decaying sums at
+``b_t0``, with the thresholds; ``refresh_bound`` and ``refresh_thresholds`` keep it as
+the engine scores), else from a bound over every term.
+
+Only these caches change here, never a stage, score or clock: ``scoring.engine``
+applies the changes found as transitions.
+
+>>> from scoring.engine import apply
+>>> from scoring.modelfile import load_default_model
+>>> from scoring.state import LeadState
+>>> m = load_default_model()
+>>> demo = {"event_id": "e1", "lead_id": "L1", "source": "web", "time": 0.0, "path": "/demo"}
+>>> s, _ = apply(LeadState("L1"), demo, m)   # 20 points: warm (entry 20, exit 10)
+>>> s.stage, round(next_change_at(s, m) / 86400, 9)   # 20 * 2**(-x/30d) = 10: 30 days
+('warm', 30.0)
+>>> next_change_by(s, m, 86400.0) is None   # not due within a day
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+from scoring.decay import first_crossing
+from scoring.model import GRADE_RANK, ScoringModel
+from scoring.state import LeadState
+
+__all__ = [
+    "compute_next_change",
+    "next_change_at",
+    "next_change_by",
+    "no_crossing_before",
+    "refresh_bound",
+    "refresh_thresholds",
+    "thresholds",
+]
+
+_exp = math.exp
+_NEG_INF = -math.inf
+_INF = math.inf
+
+
+# ---------------------------------------------------------------------- exact time
+
+
+def thresholds(state: LeadState, model: ScoringModel, idx: int) -> tuple[float, float]:
+    """(exit score of the current stage or -inf, lowest reachable higher entry or inf)."""
+    stages = model.stages
+    lower = stages[idx].exit_score if idx > 0 else _NEG_INF
+    grade = GRADE_RANK[state.grade]
+    bant = state.bant_count
+    for st in stages[idx + 1 :]:
+        if grade >= st.entry_grade and bant >= st.entry_bant:
+            return lower, st.entry_score
+    return lower, _INF
+
+
+def compute_next_change(state: LeadState, model: ScoringModel) -> None:
+    """Solve for the next change and cache it (``next_change``, ``nc_up``, ``nc_valid``)."""
+    state.nc_valid = True
+    state.next_change = None
+    clock = state._clock
+    if state.disqualifier is not None or clock == _NEG_INF:
+        return
+    idx = model.stage_index.get(state.stage)
+    if idx is None:
+        return
+    lower, upper = thresholds(state, model, idx)
+    rates = model.rates
+    k = 0.0
+    by_rate: dict[float, float] = {}
+    for cat, acc in state.categories.items():
+        rate = rates.get(cat, 0.0)
+        if rate:
+            by_rate[rate] = by_rate.get(rate, 0.0) + acc[0] * _exp((acc[1] - clock) * rate)
+        else:
+            k += acc[0]
+    mus = [r for r, c in by_rate.items() if c != 0.0]
+    if not mus:
+        return
+    cs = [by_rate[r] for r in mus]
+    tol = max(1e-9, abs(clock) * 1e-15)
+    best: float | None = None
+    up = False
+    if lower != _NEG_INF:
+        x = first_crossing(cs, mus, k, lower, False, tol)
+        if x is not None:
+            best = x
+    if upper != _INF:
+        x = first_crossing(cs, mus, k, upper, True, tol)
+        if x is not None and (best is None or x < best):
+            best, up = x, True
+    if best is not None:
+        state.next_change = clock + best
+        state.nc_up = up
+
+
+def next_change_at(state: LeadState, model: ScoringModel) -> float | None:
+    """When decay alone would next move the lead to another stage (None: never).
+
+    Exact: the score ``k + sum_c A_c 2**(-(t - a_c)/h_c)`` is solved for the first time
+    after ``clock`` it drops below the current stage's exit score or rises to the entry
+    score of a higher stage the lead's grade and BANT allow (see ``scoring.decay``).
+    Cached in the state until an event or profile change invalidates it.
+    """
+    if not state.nc_valid:
+        compute_next_change(state, model)
+    return state.next_change
+
+
+def next_change_by(state: LeadState, model: ScoringModel, until: float) -> float | None:
+    """``next_change_at`` if it is at or before ``until``, else None.
+
+    For a caller that only needs the changes due soon (a worker scheduling them as it
+    scores, before the state is written): the cached bound rules out a change before
+    ``until`` for most states without solving for the exact time.
+    """
+    if not state.nc_valid:
+        # A millisecond past ``until``: at the crossing itself, the bound and the
+        # root may round to either side of the threshold.
+        if no_crossing_before(state, model, until + 1e-3):
+            return None
+        compute_next_change(state, model)
+    nc = state.next_change
+    return nc if nc is not None and nc <= until else None
+
+
+# ------------------------------------------------------------------- cached bound
+
+
+def refresh_bound(state: LeadState, model: ScoringModel, at: float) -> float:
+    """The score at ``at``; also caches the fast-path bound as of ``at``."""
+    rates = model.rates
+    k = pos = neg = 0.0
+    for cat, acc in state.categories.items():
+        rate = rates.get(cat, 0.0)
+        if rate:
+            v = acc[0] * _exp((acc[1] - at) * rate)
+            if v > 0.0:
+                pos += v
+            else:
+                neg += v
+        else:
+            k += acc[0]
+    if not state.b_valid:  # else the thresholds are current (see refresh_thresholds)
+        refresh_thresholds(state, model)
+        state.b_valid = True
+    state.b_t0 = at
+    state.b_k = k
+    state.b_pos = pos
+    state.b_neg = neg
+    return k + neg + pos
+
+
+def refresh_thresholds(state: LeadState, model: ScoringModel) -> None:
+    """Cache the thresholds: on every stage change and with every bound rebuilt after
+    a grade/BANT change (which clears ``b_valid``)."""
+    idx = model.stage_index.get(state.stage)
+    if state.disqualifier is not None or idx is None:
+        state.b_lower, state.b_upper = _NEG_INF, _INF
+    else:
+        state.b_lower, state.b_upper = thresholds(state, model, idx)
+
+
+def no_crossing_before(state: LeadState, model: ScoringModel, until: float) -> bool:
+    """Cheap sufficient test that decay cannot change the stage in (clock, until].
+
+    Layers: the cached exact next change; the cached bound (positive terms only shrink,
+    negative ones only grow towards 0, and nothing decays faster than the fastest
+    rate); the bound recomputed from every term at both ends (each is monotone).
+    """
+    if state.nc_valid:
+        nc = state.next_change
+        return nc is None or nc > until
+    if state.b_valid:
+        k = state.b_k
+        pos = state.b_pos
+        if k + pos < state.b_upper:
+            lower = state.b_lower
+            if lower == _NEG_INF:
+                return True
+            if k + state.b_neg + pos * _exp((state.b_t0 - until) * model.max_rate) >= lower:
+                return True
+    if state.disqualifier is not None:
+        return True
+    idx = model.stage_index.get(state.stage)
+    if idx is None:
+        return True
+    lower, upper = thresholds(state, model, idx)
+    clock = state._clock
+    rates = model.rates
+    lo = hi = 0.0
+    for cat, acc in state.categories.items():
+        rate = rates.get(cat, 0.0)
+        if rate:
+            a = acc[0] * _exp((acc[1] - clock) * rate)
+            b = a * _exp((clock - until) * rate)
+            if a < b:
+                lo += a
+                hi += b
+            else:
+                lo += b
+                hi += a
+        else:
+            lo += acc[0]
+            hi += acc[0]
+    return lo >= lower and hi < upper

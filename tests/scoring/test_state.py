@@ -1,0 +1,101 @@
+"""Per-lead state: encoding, versions, copies (scoring.state); properties over random
+event sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scoring import LeadState, advance, apply, next_change_at
+from scoring.state import cap_pairs
+
+from .models import small_model, web
+from .strategies import EXAMPLES as N
+from .strategies import events
+
+M = small_model()
+
+
+def run(evs: list[dict[str, Any]]) -> LeadState:
+    s = LeadState("L")
+    for e in evs:
+        s, _ = apply(s, e, M)
+    return s
+
+
+def test_state_schema_version_and_repr() -> None:
+    s = LeadState("L")
+    s, _ = apply(s, web("/blog", 3.0), small_model())
+    assert repr(s) == "LeadState('L', stage='cold', clock=3.0, events_seen=1)"
+    d = s.to_dict()
+    d["v"] = 3
+    with pytest.raises(ValueError, match="unsupported LeadState schema version 3"):
+        LeadState.from_dict(d)
+
+
+@settings(max_examples=N, deadline=None)
+@given(events(), events(max_size=5))
+def test_to_dict_round_trip(evs: list[dict[str, Any]], more: list[dict[str, Any]]) -> None:
+    s = run(evs)
+    next_change_at(s, M)
+    d = s.to_dict()
+    assert d["v"] == 2
+    restored = LeadState.from_dict(orjson.loads(orjson.dumps(d)))
+    assert restored.to_dict() == d
+    # Version 1 (cap windows as [t, id] pairs), in changelogs written before 2, reads
+    # as the same state.
+    v1 = dict(d, v=1)
+    v1["caps"] = {
+        rid: {w: [list(p) for p in cap_pairs(flat)] for w, flat in wins.items()}
+        for rid, wins in d["caps"].items()
+    }
+    assert LeadState.from_dict(orjson.loads(orjson.dumps(v1))).to_dict() == d
+    for e in more:
+        e = dict(e, event_id="m" + e["event_id"], time=e["time"] + 30.0)
+        s, ta = apply(s, e, M)
+        restored, tb = apply(restored, e, M)
+        assert ta == tb
+    assert restored.to_dict() == s.to_dict()
+
+
+@settings(max_examples=N, deadline=None)
+@given(events(), st.booleans())
+def test_dict_view_encodes_to_the_same_bytes_as_to_dict(
+    evs: list[dict[str, Any]], with_next_change: bool
+) -> None:
+    s = run(evs)
+    if with_next_change:
+        next_change_at(s, M)
+    view = orjson.dumps(s.to_dict_view(), option=orjson.OPT_NON_STR_KEYS)
+    assert view == orjson.dumps(s.to_dict())
+
+
+@settings(max_examples=N, deadline=None)
+@given(events(), events(max_size=8), st.booleans())
+def test_copy_is_independent_and_scores_like_the_original(
+    evs: list[dict[str, Any]], more: list[dict[str, Any]], with_next_change: bool
+) -> None:
+    s = run(evs)
+    if with_next_change:
+        next_change_at(s, M)
+    before = orjson.dumps(s.to_dict())
+    c = s.copy()
+    assert orjson.dumps(c.to_dict()) == before
+    more = [dict(e, event_id="m" + e["event_id"], time=e["time"] + 30.0) for e in more]
+    from_original, from_copy = [], []
+    for e in more:  # changing the original leaves the copy as it was
+        s, ts = apply(s, e, M)
+        from_original.extend(ts)
+    assert orjson.dumps(c.to_dict()) == before
+    for e in more:  # and the copy scores on exactly like the original did
+        c, ts = apply(c, e, M)
+        from_copy.extend(ts)
+    assert from_copy == from_original
+    assert c.to_dict() == s.to_dict()
+    c2 = c.copy()
+    advance(c, 1e6, M)  # decay to the far future changes only the copy advanced
+    assert c2.to_dict() == s.to_dict()
