@@ -33,11 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import backlog_events
 from scoring import LeadState, load_default_model, next_change_at
+from streams.core.partitioning import Partitioner
+from streams.core.pipeline import Message, Pipeline
+from streams.core.statecodec import encode_state
+from streams.local.workload import generate_events
 from streams.metrics import Metrics
-from streams.partitioning import Partitioner
-from streams.pipeline import Message, Pipeline, encode_state
 from streams.settings import Settings
-from streams.workload import generate_events
 
 #: As bench/run.py's first live mix: other event ids than the backlog's.
 LIVE_SEED = 43

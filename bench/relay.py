@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.app import FETCH_MIN_BYTES, PRODUCER_LINGER_S
+from streams.faust_adapter.app import FETCH_MIN_BYTES, PRODUCER_LINGER_S
 from streams.settings import Settings
 from streams.worker import event_loop_policy
 

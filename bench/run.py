@@ -63,12 +63,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.relay import run_on_worker_loop
 from scoring import load_default_model
 from streams.build import scoring_build
-from streams.contract import right_sized
-from streams.localkafka import LocalKafka, ensure_topics, free_ports
-from streams.partitioning import Partitioner
-from streams.processes import stop_process
+from streams.core.contract import right_sized
+from streams.core.partitioning import Partitioner
+from streams.local.kafka import LocalKafka, free_ports
+from streams.local.processes import stop_process
+from streams.local.settings import LocalSettings
+from streams.local.workload import EventFactory, generate_events, great_fit_persona, sample_states
 from streams.settings import Settings, topic_env, topic_roles
-from streams.workload import EventFactory, generate_events, great_fit_persona, sample_states
+from streams.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parent.parent
 PARTITIONS = 4
@@ -885,8 +887,7 @@ def machine() -> str:
 def kafka_version(local: bool) -> str:
     if not local:
         return "external broker (KAFKA_BOOTSTRAP_SERVERS)"
-    settings = Settings.from_env()
-    found = sorted(Path(settings.cache_dir).glob("kafka-*"))
+    found = sorted(Path(LocalSettings.from_env().cache_dir).glob("kafka-*"))
     return f"Apache Kafka {found[-1].name.removeprefix('kafka-')} (LocalKafka)" if found else "?"
 
 
@@ -978,8 +979,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not bootstrap:
             port, cport = free_ports(2)
-            settings = Settings.from_env()
-            broker = LocalKafka(settings.cache_dir, tmp / "kafka", port, cport, heap="1g")
+            cache_dir = LocalSettings.from_env().cache_dir
+            broker = LocalKafka(cache_dir, tmp / "kafka", port, cport, heap="1g")
             say(f"starting LocalKafka on 127.0.0.1:{port}")
             broker.start()
             bootstrap = broker.bootstrap

@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import backlog_events
 from scoring import LeadState, apply, load_default_model, next_change_at
 from scoring.state import cap_pairs
-from streams.contract import Rejected, decode_event
-from streams.pipeline import encode_state
+from streams.core.contract import Rejected, decode_event
+from streams.core.statecodec import encode_state
 
 
 def main(argv: list[str] | None = None) -> int:

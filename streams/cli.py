@@ -1,7 +1,9 @@
-"""The ``leadstream`` command: local broker, worker, demo traffic, tail, benchmarks.
+"""The ``leadstream`` command: the worker, plus developer tooling in a source checkout.
 
-Each subcommand imports what it needs lazily so ``leadstream kafka status`` does not
-pay for importing Faust.
+``leadstream worker`` is the runtime. ``kafka``, ``demo``, ``tail`` and ``up`` come
+from ``streams.local`` (local broker, demo traffic), which the wheel and the Docker
+image do not ship. Each subcommand imports what it needs lazily so ``leadstream
+kafka status`` does not pay for importing Faust.
 """
 
 from __future__ import annotations
@@ -9,67 +11,46 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from streams.settings import Settings, SettingsError
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _local_tooling() -> ModuleType | None:
+    try:
+        from streams.local import cli as local_cli
+    except ImportError:  # an installed wheel: runtime only
+        return None
+    return local_cli
+
+
+def _build_parser(local: ModuleType | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-
-    kafka = sub.add_parser("kafka", help="run a local single-node Apache Kafka (KRaft)")
-    kafka.add_argument("action", choices=("start", "stop", "status", "run"))
-
-    sub.add_parser("worker", help="run a leadstream Faust worker (foreground)")
-
-    demo = sub.add_parser("demo", help="produce realistic demo traffic")
-    demo.add_argument("--rate", type=float, default=50.0, help="events per second")
-    demo.add_argument("--leads", type=int, default=200, help="distinct leads")
-    demo.add_argument("--duration", type=float, default=0.0, help="seconds; 0 = forever")
-    demo.add_argument(
-        "--seed",
-        type=int,
-        help="of every random choice, event ids included (default: a new one each run, printed)",
-    )
-
-    tail = sub.add_parser("tail", help="print stage changes from lead.qualified")
-    tail.add_argument("--from-beginning", action="store_true")
-    tail.add_argument("--dlq", action="store_true", help="tail the dead-letter topic instead")
-
-    sub.add_parser("up", help="local broker + worker + demo traffic + tail; Ctrl-C stops all")
+    sub.add_parser("worker", help="run a leadstream worker (foreground)")
+    if local is not None:
+        local.add_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    local = _local_tooling()
+    args = _build_parser(local).parse_args(argv)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"leadstream: configuration error: {exc}", file=sys.stderr)
         return 2
-    if args.command == "kafka":
-        from streams import localkafka
-
-        return localkafka.cli(args.action, settings)
     if args.command == "worker":
         from streams.worker import run_worker
 
         return run_worker(settings)
-    if args.command == "demo":
-        from streams.demo import run_demo_cli
-
-        return run_demo_cli(
-            settings, rate=args.rate, leads=args.leads, duration=args.duration, seed=args.seed
-        )
-    if args.command == "tail":
-        from streams.tail import run_tail
-
-        return run_tail(settings, from_beginning=args.from_beginning, dlq=args.dlq)
-    if args.command == "up":
-        from streams.up import run_up
-
-        return run_up(settings)
-    raise AssertionError(args.command)  # argparse enforces the choices
+    assert local is not None  # argparse offers the other commands only with it
+    try:
+        return int(local.run(args, settings))
+    except SettingsError as exc:
+        print(f"leadstream: configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""The one settings object, read from environment variables once.
+"""The worker's settings object, read from environment variables once.
 
-Every knob the worker, the CLI and the local broker tooling use lives here, so the
-README table, ``docker-compose.yml`` and the Kubernetes manifests can be checked
-against a single list (``ENV_VARS``). Explicit keyword arguments to
-:meth:`Settings.from_env` override the environment (tests use that).
+Every knob of the runtime (the worker and what it shares with the CLI) lives here,
+so the README table, ``docker-compose.yml`` and the Kubernetes manifests can be
+checked against a single list (``ENV_VARS``). Explicit keyword arguments to
+:meth:`Settings.from_env` override the environment (tests use that). The local
+developer tooling has its own (``streams.local.settings``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 #: Faust's ``-l`` accepts these names only (not ``warning``).
 LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
@@ -25,13 +26,38 @@ class SettingsError(ValueError):
     """An environment variable holds a value the worker cannot use."""
 
 
-def _default_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(base) / "leadstream")
+_S = TypeVar("_S", bound="FromEnv")
+
+
+class FromEnv:
+    """``from_env`` for a dataclass whose fields name their variable (metadata ``env``)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_env(cls: type[_S], environ: Mapping[str, str] | None = None, **overrides: Any) -> _S:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name in overrides:
+                values[f.name] = overrides.pop(f.name)
+                continue
+            raw = env.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.metadata["env"], raw, _PARSERS.get(str(f.type), str))
+        if overrides:
+            raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise :class:`SettingsError` for a value the process cannot use."""
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(FromEnv):
     """Runtime configuration; field metadata ``env`` names the variable that sets it."""
 
     bootstrap_servers: str = field(
@@ -100,7 +126,7 @@ class Settings:
     #: the previous window is written (a loaded worker does not stall; at twice the
     #: events regardless).
     #: Longer windows write a hot lead less often, but a crash re-reads up to a window
-    #: and its paced write (see README, Tuning).
+    #: and its paced write (see docs/operations.md, Tuning).
     flush_events: int = field(default=50_000, metadata={"env": "LEADSTREAM_FLUSH_EVENTS"})
     flush_interval_s: float = field(
         default=2.0, metadata={"env": "LEADSTREAM_FLUSH_INTERVAL_SECONDS"}
@@ -118,14 +144,6 @@ class Settings:
     #: with the broker gone, Faust's stop waits forever. Keep it under the
     #: orchestrator's grace period (Kubernetes: 30 s).
     stop_timeout_s: float = field(default=25.0, metadata={"env": "LEADSTREAM_STOP_TIMEOUT_SECONDS"})
-    #: Local broker tooling: where Kafka jars are cached and which ports it listens on.
-    cache_dir: str = field(
-        default_factory=_default_cache_dir, metadata={"env": "LEADSTREAM_CACHE_DIR"}
-    )
-    kafka_port: int = field(default=9092, metadata={"env": "LEADSTREAM_KAFKA_PORT"})
-    kafka_controller_port: int = field(
-        default=9093, metadata={"env": "LEADSTREAM_KAFKA_CONTROLLER_PORT"}
-    )
 
     @property
     def input_topics(self) -> tuple[str, str, str, str]:
@@ -140,24 +158,6 @@ class Settings:
     def broker_url(self) -> str:
         """Faust broker URL(s) for ``bootstrap_servers`` (``kafka://h1:p,h2:p``)."""
         return ";".join(f"kafka://{hp.strip()}" for hp in self.bootstrap_servers.split(","))
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name in overrides:
-                values[f.name] = overrides.pop(f.name)
-                continue
-            raw = env.get(f.metadata["env"])
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(f.metadata["env"], raw, _TYPES[f.name])
-        if overrides:
-            raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
-        settings = cls(**values)
-        settings.validate()
-        return settings
 
     def validate(self) -> None:
         if self.log_level not in LOG_LEVELS:
@@ -177,7 +177,6 @@ class Settings:
             "web_port",
             "batch_size",
             "flush_events",
-            "kafka_port",
             "tick_interval_s",
             "flush_interval_s",
             "fetch_max_wait_s",
@@ -215,9 +214,6 @@ def _parse(name: str, raw: str, kind: Callable[[str], Any]) -> Any:
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bool": _bool}
-_TYPES: dict[str, Callable[[str], Any]] = {
-    f.name: _PARSERS.get(str(f.type), str) for f in dataclasses.fields(Settings)
-}
 
 
 def topic_roles() -> dict[str, str]:

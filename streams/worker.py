@@ -1,9 +1,10 @@
-"""``leadstream worker``: checks the configuration, prepares topics, runs Faust.
+"""``leadstream worker``: checks the configuration, prepares topics, runs the worker.
 
 Failing before Faust starts gives users one clear line instead of a traceback from
 inside a rebalance: a broken scoring model, an unreachable broker, or input topics
 whose partition counts differ from ``LEADSTREAM_PARTITIONS`` (a lead's events,
-state and timers must share a partition number).
+state and timers must share a partition number), or a faust, mode or aiokafka whose
+internals changed (``streams.faust_adapter.compat``).
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import sys
-import threading
 import time
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer
 
 from scoring import ModelError
 from streams.build import scoring_build
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.topics import TopicError, prepare_topics
 
 log = logging.getLogger("leadstream")
 
@@ -43,48 +41,9 @@ LOG_LEVEL_NUMBERS = {
 }
 
 
-class TopicLayoutError(RuntimeError):
-    pass
-
-
-async def check_partitions(settings: Settings, wait_s: float = 30.0) -> None:
-    """Raise TopicLayoutError unless every topic has ``settings.partitions`` partitions."""
-    from streams.app import all_topics
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(wait_s * 1000)
-    )
-    await asyncio.wait_for(consumer.start(), wait_s)
-    try:
-        wrong = []
-        for topic in all_topics(settings):
-            parts = consumer.partitions_for_topic(topic)
-            if parts is None:
-                await consumer._client.force_metadata_update()  # fresh after creation
-                parts = consumer.partitions_for_topic(topic)
-            if parts is not None and len(parts) != settings.partitions:
-                wrong.append(f"{topic} has {len(parts)}")
-        if wrong:
-            raise TopicLayoutError(
-                f"partition counts differ from LEADSTREAM_PARTITIONS={settings.partitions}: "
-                + ", ".join(wrong)
-                + ". Set LEADSTREAM_PARTITIONS to match, or repartition the topics."
-            )
-    finally:
-        await consumer.stop()
-
-
-def prepare(settings: Settings) -> None:
-    from streams.app import all_topics
-    from streams.localkafka import ensure_topics
-
-    ensure_topics(settings.bootstrap_servers, all_topics(settings), timeout=60.0)
-    asyncio.run(check_partitions(settings))
-
-
 def preload(table: Any, settings: Settings) -> None:
     """Bulk-copy the table's changelog before Faust's one-record-at-a-time recovery."""
-    from streams.bulkload import PreloadError, preload_changelog
+    from streams.faust_adapter.preload import PreloadError, preload_changelog
 
     try:
         stats = preload_changelog(table, settings.bootstrap_servers)
@@ -113,39 +72,6 @@ def observe_gc(metrics: Metrics) -> None:
             pause[str(info["generation"])].observe(time.perf_counter() - started[0])
 
     gc.callbacks.append(on_gc)
-
-
-def _exit_after(seconds: float) -> None:
-    """Hard-exit if a graceful stop has not finished within ``seconds``."""
-
-    def expire() -> None:
-        time.sleep(seconds)
-        log.error("leadstream: still stopping after %.0fs; exiting now", seconds)
-        logging.shutdown()
-        os._exit(1)
-
-    threading.Thread(target=expire, name="leadstream-stop-watchdog", daemon=True).start()
-
-
-def _worker_with_deadline(faust_worker: type, stop_timeout_s: float) -> type:
-    class Worker(faust_worker):
-        """Faust's worker with a deadline on graceful stops.
-
-        With the broker gone, Faust's stop waits on tasks that retry the broker
-        forever ("Gathering all futures..."), and a worker that ignores SIGTERM holds
-        its RocksDB lock and its CPU. Nothing is lost by exiting: what was not
-        committed is read again by the next owner.
-        """
-
-        def _on_sigint(self) -> None:
-            _exit_after(stop_timeout_s)
-            super()._on_sigint()
-
-        def _on_sigterm(self) -> None:
-            _exit_after(stop_timeout_s)
-            super()._on_sigterm()
-
-    return Worker
 
 
 def tune_gc(app: Any) -> None:
@@ -192,47 +118,39 @@ def event_loop_policy(name: str) -> asyncio.AbstractEventLoopPolicy:
 
 
 def run_worker(settings: Settings) -> int:
-    import faust
-
-    from streams.app import create_app, load_scoring_model
-
+    """``leadstream worker``: 0 after a graceful stop, 2 when it cannot start."""
     level = LOG_LEVEL_NUMBERS[settings.log_level]
-    logging.basicConfig(
-        level=level,
-        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=level, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     try:
-        policy = event_loop_policy(settings.event_loop)
+        # Before any loop exists: Faust and mode take theirs from the policy.
+        asyncio.set_event_loop_policy(event_loop_policy(settings.event_loop))
     except ImportError:
-        print(
-            "leadstream: cannot start: uvloop is not installed "
-            "(pip install uvloop, or LEADSTREAM_EVENT_LOOP=asyncio)",
-            file=sys.stderr,
+        return _cannot_start(
+            "uvloop is not installed (pip install uvloop, or LEADSTREAM_EVENT_LOOP=asyncio)"
         )
-        return 2
-    # Before any loop exists: Faust and mode take theirs from the policy.
-    asyncio.set_event_loop_policy(policy)
     build = scoring_build()
     stale = build.stale_error()
     if stale is not None:
-        print(f"leadstream: cannot start: {stale}", file=sys.stderr)
-        return 2
+        return _cannot_start(stale)
+    from streams.faust_adapter import compat
+
+    try:
+        compat.check_installed()
+    except compat.CompatError as exc:
+        return _cannot_start(str(exc))
+    from streams.faust_adapter.app import create_app, load_scoring_model
+
     try:
         model = load_scoring_model(settings)
     except ModelError as exc:
         print(f"leadstream: invalid scoring model:\n{exc}", file=sys.stderr)
         return 2
     try:
-        prepare(settings)
-    except (TopicLayoutError, OSError, TimeoutError) as exc:
-        print(f"leadstream: cannot start: {exc}", file=sys.stderr)
-        return 2
+        prepare_topics(settings)
+    except (TopicError, OSError, TimeoutError) as exc:
+        return _cannot_start(str(exc))
     except Exception as exc:  # aiokafka raises its own hierarchy for unreachable brokers
-        print(
-            f"leadstream: cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}",
-            file=sys.stderr,
-        )
-        return 2
+        return _cannot_start(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}")
     ls = create_app(settings, model=model)
     if settings.preload_changelog:
         preload(ls.table, settings)
@@ -247,9 +165,12 @@ def run_worker(settings: Settings) -> int:
         # The policy's package, not the setting: what the loop really is.
         type(asyncio.get_event_loop_policy()).__module__.partition(".")[0],
     )
-    # The same numeric level for our logging and mode's: the bench saw the root
-    # logger at DEBUG with the name "warn", and log records cost hot-path CPU.
-    worker_class = _worker_with_deadline(faust.Worker, settings.stop_timeout_s)
-    worker = worker_class(ls.app, loglevel=level, quiet=True)
-    worker.execute_from_commandline()  # handles SIGINT/SIGTERM: graceful stop, then exit
+    from streams.faust_adapter import runner
+
+    runner.run(ls, loglevel=level)
     return 0
+
+
+def _cannot_start(reason: str) -> int:
+    print(f"leadstream: cannot start: {reason}", file=sys.stderr)
+    return 2

@@ -44,12 +44,12 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if explicit:
         yield explicit
         return
-    from streams.localkafka import LocalKafka, free_ports, pid_alive
-    from streams.settings import Settings
+    from streams.local.kafka import LocalKafka, free_ports, pid_alive
+    from streams.local.settings import LocalSettings
 
     port, controller_port = free_ports(2)
     broker = LocalKafka(
-        cache_dir=Settings.from_env().cache_dir,
+        cache_dir=LocalSettings.from_env().cache_dir,
         data_dir=tmp_path_factory.mktemp("kafka"),
         port=port,
         controller_port=controller_port,

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.localkafka import KAFKA_VERSION
+from streams.local.kafka import KAFKA_VERSION
+from streams.local.settings import LocalSettings
 from streams.metrics import Metrics
 from streams.settings import ENV_VARS, Settings
 
@@ -73,7 +74,7 @@ def test_app_containers_reach_kafka_on_its_internal_listener(
         bootstrap = services[name]["environment"]["KAFKA_BOOTSTRAP_SERVERS"]
         assert internal.get(bootstrap) == "INTERNAL", f"{name} uses {bootstrap}"
     assert "HOST://localhost:9092" in advertised.split(",")
-    assert container_port(services["kafka"]["ports"][0]) == Settings().kafka_port
+    assert container_port(services["kafka"]["ports"][0]) == LocalSettings().kafka_port
 
 
 def test_worker_port_matches_settings_and_prometheus(services: dict[str, dict[str, Any]]) -> None:
@@ -140,7 +141,7 @@ def test_grafana_home_dashboard_is_mounted(services: dict[str, dict[str, Any]]) 
 
 def test_dockerfile_keeps_the_schema_dir_next_to_the_code() -> None:
     dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
-    # streams.contract finds schemas at <package>/../schemas: copy it, install in place.
+    # streams.core.contract finds schemas at <package>/../schemas: copy it, install in place.
     assert "COPY schemas ./schemas" in dockerfile
     assert "pip install -e ." in dockerfile
     assert f"EXPOSE {Settings().web_port}" in dockerfile
@@ -223,7 +224,7 @@ def test_k8s_service_selects_the_worker_pods(k8s: dict[str, dict[str, Any]]) -> 
 
 
 def test_probe_paths_are_routes_of_the_worker() -> None:
-    web = (REPO / "streams" / "web.py").read_text()
+    web = (REPO / "streams" / "http" / "views.py").read_text()
     for path in ("/health", "/ready", "/metrics"):
         assert f'@app.page("{path}")' in web
 

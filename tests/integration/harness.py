@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.processes import stop_process
+from streams.local.processes import stop_process
 from streams.settings import topic_env, topic_roles
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """Preloading the table changelog into a fresh data dir, on the real broker.
 
 States are written straight into ``<app_id>-leads-changelog`` (as a worker would
-have), copied with :func:`streams.bulkload.preload_changelog` into the data dir the
+have), copied with :func:`streams.faust_adapter.preload.preload_changelog` into the data dir the
 worker's Faust store will open, and then served by a real ``leadstream worker``
 that replays (almost) nothing: Faust logs "Restoring state from changelog topics..."
 only when some changelog partition's persisted offset is behind its end.
@@ -23,8 +23,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.app import Leadstream, create_app
-from streams.bulkload import (
+from streams.core.partitioning import Partitioner
+from streams.faust_adapter.app import Leadstream, create_app
+from streams.faust_adapter.preload import (
     ChangelogStore,
     PreloadStats,
     _apply,
@@ -33,12 +34,11 @@ from streams.bulkload import (
     preload_changelog,
     read_offsets,
 )
-from streams.localkafka import ensure_topics
-from streams.partitioning import Partitioner
 from streams.settings import Settings
+from streams.topics import ensure_topics
+from tests.core.test_statecodec import realistic_states
 from tests.integration.harness import Topics, Worker, event, poll, produce_sync, to_record
 from tests.support import close_app_loops
-from tests.unit.test_bulkload import realistic_states
 
 PARTITIONS = 2  # the harness Worker's default
 #: Faust's recovery logs this only when it has changelog records to replay.

@@ -7,7 +7,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.localkafka import ensure_topics_async
+from streams.topics import ensure_topics_async
 
 
 async def test_produce_then_consume_round_trip(kafka_bootstrap: str, unique: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.partitioning import Partitioner
+from streams.core.partitioning import Partitioner
 from tests.integration.harness import (
     TopicReader,
     Topics,

@@ -6,8 +6,8 @@ import time
 import uuid
 from pathlib import Path
 
-from streams.localkafka import LocalKafka, free_ports
-from streams.processes import stop_process
+from streams.local.kafka import LocalKafka, free_ports
+from streams.local.processes import stop_process
 from streams.settings import Settings
 from tests.integration.harness import Topics, Worker
 

@@ -1,0 +1,116 @@
+"""Lead states in Faust's table, read and written without its per-key machinery.
+
+``table[key] = value`` costs more than scoring an event: the stream-context lookup,
+two serializer registry calls, the store's key index, a changelog FutureMessage that
+goes through the producer buffer, and a RocksDB put of the persisted offset when each
+record is acknowledged. :class:`LeadStore` does what those writes amount to, per
+window: a put into the partition's store, one changelog record per lead in a record
+batch of the app's aiokafka producer, and one persisted-offset update per partition
+when the window's last batch is acknowledged. The data, the changelog and the offsets are the
+table's own, so Faust's recovery, standby handling and ``table.get`` see the same
+thing they would have written themselves.
+
+At-least-once only (the app does not enable exactly-once): under transactions Faust
+persists offsets on commit instead. A failed changelog delivery stops the worker
+(see :mod:`streams.faust_adapter.emitter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+from faust.types import TP
+from rocksdict import WriteBatch
+
+from streams.core.contract import right_sized
+from streams.faust_adapter.emitter import Emitter
+
+
+class LeadStore:
+    def __init__(self, app: Any, table: Any, emitter: Emitter) -> None:
+        self.app = app
+        self.table = table
+        self.emitter = emitter
+        self.changelog = table.changelog_topic.get_topic_name()
+
+    @property
+    def _rocksdb(self) -> bool:
+        return hasattr(self.table.data, "_db_for_partition")
+
+    def _db(self, partition: int) -> Any:
+        store = self.table.data
+        # rocksdb:// keeps one database per partition; memory:// one dict.
+        return store._db_for_partition(partition) if self._rocksdb else store.data
+
+    def get(self, key: bytes, partition: int) -> bytes | None:
+        value: bytes | None = self._db(partition).get(key)
+        return value
+
+    def put(self, writes: Iterable[tuple[bytes, int, bytes]]) -> int:
+        """Store each ``(key, partition, value)`` in the partition's store.
+
+        RocksDB gets one write batch per partition: a put each would append to the
+        write-ahead log (a syscall) per state.
+        """
+        batches: dict[int, Any] = {}
+        n = 0
+        # memory:// keeps the values themselves (RocksDB copies them anyway).
+        trim = not self._rocksdb
+        for key, partition, value in writes:
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = self._new_batch(partition)
+            batch[key] = right_sized(value) if trim else value
+            n += 1
+        for partition, batch in batches.items():
+            self._commit_batch(partition, batch)
+        return n
+
+    def _new_batch(self, partition: int) -> Any:
+        if self._rocksdb:
+            return WriteBatch(raw_mode=True)  # Faust opens its databases in raw mode
+        return {}
+
+    def _commit_batch(self, partition: int, batch: Any) -> None:
+        db = self._db(partition)
+        if self._rocksdb:
+            db.write(batch)
+        else:
+            db.update(batch)
+
+    async def publish(self, writes: Iterable[tuple[bytes, int, bytes]]) -> None:
+        """Send the writes to the changelog, one record batch per partition (another
+        when one fills): per-record ``send`` calls cost several times the append."""
+        producer = self.emitter.producer
+        topic = self.changelog
+        batches: dict[int, Any] = {}
+        last: dict[int, tuple[Any, Any]] = {}
+        for key, partition, value in writes:
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            if batch.append(timestamp=None, key=key, value=value) is None:  # full
+                # Waits until the partition's previous batch is on its way.
+                sent = await producer.send_batch(batch, topic, partition=partition)
+                last[partition] = (batch, sent)
+                batch = batches[partition] = producer.create_batch()
+                if batch.append(timestamp=None, key=key, value=value) is None:
+                    raise ValueError("a lead state is larger than the producer's batch size")
+        for partition, batch in batches.items():
+            sent = await producer.send_batch(batch, topic, partition=partition)
+            last[partition] = (batch, sent)
+        for partition, (batch, delivered) in last.items():
+            count = batch.record_count()
+            delivered.add_done_callback(partial(self._on_delivered, partition, count))
+
+    def _on_delivered(self, partition: int, count: int, delivered: asyncio.Future[Any]) -> None:
+        if delivered.cancelled() or delivered.exception() is not None:
+            self.emitter.check_delivered(delivered)  # stops the worker
+            return
+        # Batches of one partition are delivered in order: the last one covers all.
+        # Its metadata carries the batch's base offset; Faust persists a record's own.
+        last_offset = delivered.result().offset + count - 1
+        self.table.data.set_persisted_offset(TP(self.changelog, partition), last_offset)

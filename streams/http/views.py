@@ -1,0 +1,62 @@
+"""HTTP views on Faust's web server: lead query, liveness, readiness, metrics.
+
+Views only translate: the lead view reads the loop's newest state of a lead and
+formats ``scoring.snapshot``; ``/metrics`` returns what prometheus_client renders.
+``/leads/{lead_id}`` is answered by the worker owning the lead's partition; any
+other worker forwards the request there (Faust's table_route).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import generate_latest
+
+from scoring import snapshot
+from streams.core.contract import format_time
+
+if TYPE_CHECKING:
+    from streams.faust_adapter.app import Leadstream
+
+#: aiohttp refuses a charset inside content_type; the text format is UTF-8 anyway.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+
+
+def lead_view_body(ls: Leadstream, lead_id: str, now: float) -> dict[str, Any] | None:
+    state = ls.loop.lead_state(lead_id, ls.table.get)
+    if state is None:
+        return None
+    body = snapshot(state, ls.model, now)
+    for key in ("clock", "next_change_at"):
+        if isinstance(body.get(key), float):
+            body[key] = format_time(body[key])
+    return body
+
+
+def register_views(ls: Leadstream) -> None:
+    app = ls.app
+
+    @app.page("/leads/{lead_id}")
+    @app.table_route(table=ls.table, match_info="lead_id")
+    async def lead(web: Any, request: Any, lead_id: str) -> Any:
+        body = lead_view_body(ls, lead_id, time.time())
+        if body is None:
+            return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
+        return web.json(body)
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        """Liveness: the event loop answers."""
+        return web.json({"status": "ok"})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        """Readiness: partitions assigned and state recovered."""
+        if ls.loop.ready and not app.rebalancing:
+            return web.json({"status": "ready"})
+        return web.json({"status": "starting"}, status=503)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(ls.metrics.registry), content_type=METRICS_CONTENT_TYPE)

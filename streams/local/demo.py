@@ -1,0 +1,171 @@
+"""``leadstream demo``: live demo traffic to the four input topics.
+
+A thin I/O shell around :class:`streams.local.workload.DemoTraffic` (which decides what to
+send and is unit-tested): connect with a deadline, send at about ``rate`` messages
+per second keyed by lead id, log a one-line count summary every 10 s, and on
+Ctrl-C/SIGTERM or after ``duration`` seconds flush and exit cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from typing import Any, TextIO
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from streams.local.workload import INVALID_KINDS, DemoTraffic
+from streams.settings import Settings
+
+CONNECT_TIMEOUT_S = 30.0
+LOG_EVERY_S = 10.0
+#: Longest sleep between sends: bounds how late a Ctrl-C or a due message is noticed.
+MAX_SLEEP_S = 0.25
+
+
+def pick_seed(seed: int | None) -> int:
+    """``seed``, or a new one when None.
+
+    Event ids come from the seed, and a local broker keeps its topics between runs:
+    a second run with the same seed would send the first run's ids again, and the
+    worker would count them as duplicates.
+    """
+    return seed if seed is not None else random.SystemRandom().getrandbits(32)
+
+
+def run_demo_cli(
+    settings: Settings, *, rate: float, leads: int, duration: float, seed: int | None
+) -> int:
+    """Entry point of ``leadstream demo``; returns the process exit code."""
+    if rate <= 0 or leads <= 0 or duration < 0:
+        print("leadstream demo: need --rate > 0, --leads > 0, --duration >= 0", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(
+            run_demo(settings, rate=rate, leads=leads, duration=duration, seed=pick_seed(seed))
+        )
+    except KeyboardInterrupt:  # before the signal handlers were installed
+        return 130
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    rate: float,
+    leads: int,
+    duration: float,
+    seed: int,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    log_every_s: float = LOG_EVERY_S,
+    out: TextIO = sys.stdout,
+) -> int:
+    producer = await _connect(settings.bootstrap_servers, connect_timeout_s)
+    if producer is None:
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    topics = {
+        "web": settings.topic_web,
+        "email": settings.topic_email,
+        "webinar": settings.topic_webinar,
+        "profile": settings.topic_profiles,
+    }
+    start = time.time()
+    traffic = DemoTraffic(n_leads=leads, seed=seed, start=start)
+    counts: Counter[str] = Counter()
+    print(
+        f"leadstream demo: {rate:g} events/s to {settings.bootstrap_servers}, {leads} leads, "
+        f"seed {seed}, "
+        f"hot leads {', '.join(traffic.hot_lead_ids)}; "
+        + (f"{duration:g}s" if duration else "Ctrl-C to stop"),
+        file=out,
+        flush=True,
+    )
+
+    def delivered(fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            counts["failed"] += 1
+
+    sent = 0
+    next_log = start + log_every_s
+    try:
+        while not stop.is_set():
+            now = time.time()
+            elapsed = now - start
+            if duration and elapsed >= duration:
+                break
+            due = int(elapsed * rate) + 1 - sent
+            for _ in range(max(0, due)):
+                msg = traffic.next_message(now)
+                fut = await producer.send(topics[msg.kind], msg.value, key=msg.lead_id.encode())
+                fut.add_done_callback(delivered)
+                counts[msg.kind] += 1
+                counts["invalid" if msg.label in INVALID_KINDS else "valid"] += 1
+                sent += 1
+            if now >= next_log:
+                _summary(counts, sent, elapsed, out)
+                next_log += log_every_s
+            wait = min(MAX_SLEEP_S, max(0.0, (sent / rate) - (time.time() - start)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+    except KafkaError as exc:
+        print(f"leadstream demo: Kafka error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        with contextlib.suppress(KafkaError):
+            await producer.flush()
+        await producer.stop()
+        _summary(counts, sent, time.time() - start, out, final=True)
+    return 0
+
+
+async def _connect(bootstrap: str, timeout_s: float) -> AIOKafkaProducer | None:
+    """A started producer, retrying until ``timeout_s``; None (with a message) on failure."""
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while True:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+        remaining = deadline - time.monotonic()
+        try:
+            await asyncio.wait_for(producer.start(), timeout=max(0.1, remaining))
+            return producer
+        except (KafkaError, OSError, TimeoutError) as exc:
+            last = exc
+            with contextlib.suppress(Exception):
+                await producer.stop()
+        if time.monotonic() + 1.0 >= deadline:
+            break
+        await asyncio.sleep(1.0)
+    print(
+        f"leadstream demo: cannot reach Kafka at {bootstrap} within {timeout_s:g}s "
+        f"({type(last).__name__}: {last}). Is it running? Try `leadstream kafka start` "
+        "or set KAFKA_BOOTSTRAP_SERVERS.",
+        file=sys.stderr,
+    )
+    return None
+
+
+def _summary(
+    counts: Counter[str], sent: int, elapsed: float, out: TextIO, *, final: bool = False
+) -> None:
+    rate = sent / elapsed if elapsed > 0 else 0.0
+    print(
+        f"leadstream demo: {'done, ' if final else ''}sent {sent} ({rate:.1f}/s): "
+        f"web {counts['web']}, email {counts['email']}, webinar {counts['webinar']}, "
+        f"profile {counts['profile']}; invalid {counts['invalid']}, failed {counts['failed']}",
+        file=out,
+        flush=True,
+    )

@@ -1,0 +1,127 @@
+"""The per-batch path without Kafka: routing, outcomes and what leaves the batch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from scoring import LeadState, load_default_model, next_change_at
+from streams.core.partitioning import Partitioner
+from streams.core.pipeline import TICK_KIND, Message, Pipeline
+from streams.metrics import Metrics
+
+PARTITIONS = 4
+NOW = time.time()
+
+
+def pipeline() -> Pipeline:
+    return Pipeline(
+        model=load_default_model(),
+        metrics=Metrics.create(),
+        partitioner=Partitioner(PARTITIONS),
+        max_future_skew_s=300,
+    )
+
+
+def msg(kind: str, lead: str, eid: str, *, partition: int | None = None, **fields: Any) -> Message:
+    body = {"event_id": eid, "lead_id": lead, "occurred_at": int((NOW - 5) * 1000), **fields}
+    p = Partitioner(PARTITIONS).partition_of(lead) if partition is None else partition
+    return Message(f"t.{kind}", p, 7, lead.encode(), orjson.dumps(body), kind)
+
+
+def count(p: Pipeline, topic: str, outcome: str) -> float:
+    value = p.metrics.registry.get_sample_value(
+        "leadstream_events_total", {"topic": topic, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+def test_scores_and_counts_duplicates_once() -> None:
+    p = pipeline()
+    demo = msg("web", "lead-1", "e1", url="https://x.io/demo")
+    result = p.process([demo, demo], now=NOW, load=lambda lead, i: None)
+    state = result.touched["lead-1"][0]
+    assert state.events_seen == 1
+    assert count(p, "t.web", "scored") == 1
+    assert count(p, "t.web", "duplicate") == 1
+
+
+def test_state_is_loaded_once_per_lead_per_batch() -> None:
+    p = pipeline()
+    loads: list[str] = []
+
+    def load(lead: str, index: int) -> LeadState | None:
+        loads.append(lead)
+        return None
+
+    batch = [msg("web", "lead-1", f"e{i}", url="https://x.io/blog") for i in range(5)]
+    result = p.process(batch, now=NOW, load=load)
+    assert loads == ["lead-1"]
+    assert result.touched["lead-1"][2] == 4  # index of the last message touching it
+
+
+def test_wrong_partition_is_rerouted_keyed_by_lead() -> None:
+    p = pipeline()
+    right = Partitioner(PARTITIONS).partition_of("lead-2")
+    m = msg(
+        "email", "lead-2", "e1", partition=(right + 1) % PARTITIONS, action="click", campaign_id="c"
+    )
+    result = p.process([m], now=NOW, load=lambda lead, i: None)
+    assert result.touched == {}
+    assert result.reroute == [(b"lead-2", m.value, [("leadstream.kind", b"email")])]
+    assert count(p, "t.email", "rerouted") == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [(b"{", "invalid_json"), (b'"x"', "not_an_object"), (b"{}", "schema_violation")],
+)
+def test_bad_input_becomes_a_dead_letter(value: bytes, reason: str) -> None:
+    p = pipeline()
+    bad = Message("t.web", 1, 42, b"k", value, "web")
+    result = p.process([bad], now=NOW, load=lambda lead, i: None)
+    (key, raw, headers) = result.dead[0]
+    h = dict(headers)
+    assert (key, raw) == (b"k", value)
+    assert h["leadstream.dlq.reason"] == reason.encode()
+    assert h["leadstream.dlq.offset"] == b"42"
+    dead = p.metrics.registry.get_sample_value(
+        "leadstream_dlq_total", {"topic": "t.web", "reason": reason}
+    )
+    assert dead == 1
+
+
+def test_transitions_become_lead_qualified_messages_and_touched_states() -> None:
+    p = pipeline()
+    batch = [
+        msg("web", "lead-3", "e1", url="https://x.io/demo"),
+        msg("web", "lead-3", "e2", url="https://x.io/pricing"),
+    ]
+    result = p.process(batch, now=NOW, load=lambda lead, i: None)
+    assert result.qualified, "demo + pricing should leave cold"
+    key, value = result.qualified[0]
+    out = orjson.loads(value)
+    assert key == b"lead-3"
+    assert (out["from_stage"], out["lead_id"]) == ("cold", "lead-3")
+    state, partition, _index = result.touched["lead-3"]
+    assert partition == Partitioner(PARTITIONS).partition_of("lead-3")
+    due = next_change_at(state, p.model)
+    assert due is not None and due > NOW  # warm decays back to cold one day
+
+
+def test_tick_for_unknown_lead_is_ignored_and_known_lead_advances() -> None:
+    p = pipeline()
+    first = p.process(
+        [msg("web", "lead-4", "e1", url="https://x.io/demo")], now=NOW, load=lambda lead, i: None
+    )
+    state = first.touched["lead-4"][0]
+    due = next_change_at(state, p.model)
+    assert due is not None
+    tick = Message("ticks", 0, 0, b"lead-4", b"", TICK_KIND)
+    later = p.process([tick], now=due + 1, load=lambda lead, i: state)
+    assert [orjson.loads(v)["cause"] for _, v in later.qualified] == ["decay"]
+    nothing = p.process([tick], now=due + 1, load=lambda lead, i: None)
+    assert nothing.touched == {}
