@@ -7,14 +7,8 @@ see each other's messages. Waiting is always polling with a deadline.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,16 +17,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.local.processes import stop_process
+from streams.local.kafka import free_ports
+from streams.local.launcher import WorkerError, WorkerProcess
 from streams.settings import topic_env, topic_roles
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def poll(
@@ -69,7 +60,8 @@ class Topics:
 
 @dataclass
 class Worker:
-    """One ``leadstream worker`` child process."""
+    """One ``leadstream worker`` child process (``streams.local.launcher``), with the
+    tests' settings: fast timer ticks, 2 partitions, failures as ``AssertionError``."""
 
     bootstrap: str
     topics: Topics
@@ -79,82 +71,66 @@ class Worker:
     partitions: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
     web_port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
+    process: WorkerProcess = field(init=False, repr=False)
 
-    def start(self) -> Worker:
-        env = dict(os.environ)
-        env.update(self.topics.env)
-        env.update(
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "LEADSTREAM_STORE": self.store,
-                "LEADSTREAM_DATA_DIR": str(self.data_dir),
-                "LEADSTREAM_WEB_PORT": str(self.web_port),
-                "LEADSTREAM_WEB_HOST": "127.0.0.1",
-                "LEADSTREAM_PARTITIONS": str(self.partitions),
-                "LEADSTREAM_LOG_LEVEL": "info",
-                "LEADSTREAM_TICK_INTERVAL_SECONDS": "0.1",
-            }
-        )
+    def __post_init__(self) -> None:
+        # One log per port: a test may start two workers over one data dir.
+        log_path = self.data_dir / f"worker-{self.web_port}.log"
+        self.process = WorkerProcess(self.data_dir, web_port=self.web_port, log_path=log_path)
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The child process; None until :meth:`start`."""
+        return self.process.proc
+
+    @property
+    def log_path(self) -> Path | None:
+        """The worker's log file; None until :meth:`start`."""
+        return self.process.log_path if self.process.proc is not None else None
+
+    def settings(self) -> dict[str, str]:
+        """The worker's settings as environment variables (the launcher adds its data
+        dir and web address)."""
+        env = {
+            **self.topics.env,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "LEADSTREAM_STORE": self.store,
+            "LEADSTREAM_PARTITIONS": str(self.partitions),
+            # Timers are due within a tenth of a second, not the default quarter.
+            "LEADSTREAM_TICK_INTERVAL_SECONDS": "0.1",
+        }
         if self.model_path is not None:
             env["LEADSTREAM_MODEL"] = str(self.model_path)
-        env.update(self.extra_env)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.data_dir / f"worker-{self.web_port}.log"
-        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"],
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        return {**env, **self.extra_env}
+
+    def start(self) -> Worker:
+        self.process.start(self.settings())
         return self
 
     def log_tail(self, lines: int = 40) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return self.process.log_tail(lines)
 
     def get(self, path: str) -> tuple[int, bytes]:
-        url = f"http://127.0.0.1:{self.web_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read()
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return 0, b""
+        return self.process.get(path)
 
     def get_json(self, path: str) -> tuple[int, Any]:
-        status, body = self.get(path)
-        return status, (json.loads(body) if body else None)
+        return self.process.get_json(path)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(
-                    f"worker exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
-            return self.get("/ready")[0] == 200
-
         try:
-            poll(ready, timeout=timeout, interval=0.2, what="worker readiness")
-        except AssertionError as err:
-            raise AssertionError(f"{err}\n--- worker log ---\n{self.log_tail()}") from None
+            self.process.wait_ready(timeout, interval=0.2)
+        except WorkerError as err:  # a test failure, not an error in the test
+            raise AssertionError(str(err)) from None
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait: a graceful stop must finish within ``timeout``."""
-        assert self.proc is not None
-        if not stop_process(self.proc, timeout):
+        if not self.process.stop(timeout):
             raise AssertionError(f"worker did not stop within {timeout}s:\n{self.log_tail()}")
+        assert self.proc is not None
         return self.proc.returncode
 
     def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
+        self.process.kill()
 
 
 def event(kind: str, lead_id: str, event_id: str, at: float, **fields: Any) -> dict[str, Any]:
