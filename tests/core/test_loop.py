@@ -1,0 +1,283 @@
+"""The worker loop itself (streams.core.loop.ScoringLoop), driven with in-memory fakes.
+
+Every step the Faust adapter calls is exercised here without a broker: scoring a
+batch, the write-behind window and its ack, a rebalance mid-window, a graceful stop
+between batches, a window whose write fails, decay ticks and recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from scoring import load_model
+from streams.core.inmemory import MemorySender, MemorySource, MemoryStore, TopicPartition
+from streams.core.loop import ScoringLoop
+from streams.core.partitioning import Partitioner
+from streams.core.statecodec import decode_state
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+FAST_MODEL = Path(__file__).resolve().parents[1] / "integration" / "fast_model.toml"
+PARTITIONS = 2
+WINDOW_S = 2.0
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Harness:
+    """A ScoringLoop over memory fakes, with a wall clock and a monotonic clock to move."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = Settings.from_env(
+            {},
+            app_id="loop-unit",
+            partitions=PARTITIONS,
+            flush_interval_s=WINDOW_S,
+            **settings,
+        )
+        self.source = MemorySource()
+        self.store = MemoryStore()
+        self.sender = MemorySender()
+        self.metrics = Metrics.create()
+        self.wall = Clock(time.time())
+        self.mono = Clock(1000.0)
+        self.loop = ScoringLoop(
+            settings=self.settings,
+            model=load_model(FAST_MODEL),
+            metrics=self.metrics,
+            source=self.source,
+            store=self.store,
+            sender=self.sender,
+            clock=self.wall,
+            monotonic=self.mono,
+        )
+        self.partition_of = Partitioner(PARTITIONS).partition_of
+        self._eid = 0
+
+    def web(self, lead: str, path: str) -> dict[str, Any]:
+        self._eid += 1
+        at = int((self.wall.t - 1) * 1000)
+        url = f"https://example.com{path}"
+        return {"event_id": f"e{self._eid}", "lead_id": lead, "occurred_at": at, "url": url}
+
+    def put(self, *events: dict[str, Any], topic: str | None = None) -> None:
+        """Queue the events as one batch per partition, keyed by lead."""
+        by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
+        for ev in events:
+            lead = ev["lead_id"]
+            by_partition.setdefault(self.partition_of(lead), []).append(
+                (lead.encode(), orjson.dumps(ev))
+            )
+        for partition, values in by_partition.items():
+            batch = self.source.batch(topic or self.settings.topic_web, partition, values)
+            self.source.queue.put_nowait(batch)
+
+    async def step(self) -> None:
+        """What one turn of ScoringLoop.run does."""
+        await self.loop.score_batches(await self.loop.take())
+
+    async def write_window(self) -> None:
+        """Let the open window come due, close, write and publish it over its pace."""
+        self.mono.t += WINDOW_S
+        await self.loop.score_batches([])  # closes it
+        self.mono.t += WINDOW_S  # its paced write is due
+        await self.loop.score_batches([])
+        assert self.loop.writer.publishing is not None
+        await self.loop.writer.publishing
+
+    def tp(self, lead: str, topic: str | None = None) -> TopicPartition:
+        return TopicPartition(topic or self.settings.topic_web, self.partition_of(lead))
+
+    def stored(self, lead: str) -> Any:
+        raw = self.store.get(lead.encode(), self.partition_of(lead))
+        return None if raw is None else decode_state(raw)
+
+    def stages(self) -> list[tuple[str, str, str]]:
+        out = []
+        for sent in self.sender.to(self.settings.topic_qualified):
+            change = orjson.loads(sent.value)
+            out.append((change["from_stage"], change["to_stage"], change["cause"]))
+        return out
+
+
+async def test_stage_changes_leave_at_once_states_once_per_window_then_the_ack() -> None:
+    h = Harness()
+    h.put(h.web("lead-1", "/pricing"), h.web("lead-1", "/blog"), h.web("lead-2", "/blog"))
+    await h.step()
+    assert h.stages() == [("cold", "warm", "event")]
+    assert h.store.changelog == [] and h.source.acked == {}  # nothing written yet
+    await h.write_window()
+    assert sorted(key for key, _, _ in h.store.changelog) == [b"lead-1", b"lead-2"]
+    assert h.stored("lead-1").events_seen == 2
+    assert h.source.acked[h.tp("lead-1")] >= 0
+    assert sum(h.source.acked[tp] + 1 for tp in h.source.acked) == 3
+
+
+async def test_a_lead_touched_again_while_its_window_is_written_keeps_both_versions() -> None:
+    h = Harness()
+    h.put(h.web("lead-1", "/blog"))
+    await h.step()
+    h.mono.t += WINDOW_S
+    await h.loop.score_batches([])  # closed, not yet written (paced)
+    h.put(h.web("lead-1", "/blog"))
+    await h.step()  # the new window claims lead-1: the closed one keeps its copy
+    h.mono.t += WINDOW_S
+    await h.loop.score_batches([])
+    assert h.loop.writer.publishing is not None
+    await h.loop.writer.publishing
+    assert h.stored("lead-1").events_seen == 1  # the closed window's version
+    await h.write_window()
+    assert h.stored("lead-1").events_seen == 2
+
+
+async def test_a_rebalance_mid_window_drops_the_unacked_window() -> None:
+    h = Harness()
+    h.put(h.web("lead-1", "/pricing"), h.web("lead-1", "/blog"))
+    await h.step()
+    h.source.generation = 2  # partitions were revoked and assigned again
+    h.put(h.web("lead-1", "/blog"))
+    await h.step()
+    discarded = h.metrics.registry.get_sample_value("leadstream_events_discarded_total")
+    assert discarded == 2
+    await h.write_window()
+    # The first two events were never acked: their partition's owner reads them again.
+    assert h.stored("lead-1").events_seen == 1
+    assert h.source.acked[h.tp("lead-1")] == 2
+
+
+async def test_a_stale_generations_batches_are_not_scored() -> None:
+    h = Harness()
+    h.put(h.web("lead-1", "/pricing"))
+    h.source.generation = 2  # the batch above was fetched before the rebalance
+    await h.step()
+    assert h.stages() == [] and h.loop.writer.pending_events == 0
+
+
+async def test_nothing_is_scored_while_a_rebalance_is_in_progress() -> None:
+    h = Harness()
+    h.source.active = False
+    h.put(h.web("lead-1", "/pricing"))
+    await h.step()
+    assert h.stages() == [] and h.loop.writer.pending_events == 0
+
+
+async def test_revoke_writes_and_acks_both_windows_before_partitions_move() -> None:
+    h = Harness()
+    h.put(h.web("lead-1", "/blog"))
+    await h.step()
+    h.mono.t += WINDOW_S
+    await h.loop.score_batches([])  # one window closed ...
+    h.put(h.web("lead-2", "/blog"))
+    await h.step()  # ... and one open
+    await h.loop.revoke()
+    assert {key for key, _, _ in h.store.changelog} == {b"lead-1", b"lead-2"}
+    assert h.source.acked == {h.tp("lead-1"): 0, h.tp("lead-2"): 0} or (
+        h.tp("lead-1") == h.tp("lead-2") and h.source.acked == {h.tp("lead-1"): 1}
+    )
+    assert h.loop.writer.pending_events == 0
+
+
+async def test_a_stop_writes_everything_then_the_loop_scores_nothing_more() -> None:
+    h = Harness()
+    h.put(h.web("lead-1", "/pricing"))
+    await h.step()
+    await h.loop.stop()
+    assert h.stored("lead-1").events_seen == 1
+    acked = dict(h.source.acked)
+    assert acked
+    sent = len(h.sender.sent)
+    running = asyncio.ensure_future(h.loop.run())
+    try:
+        h.put(h.web("lead-1", "/pricing"), h.web("lead-3", "/pricing"))
+        for _ in range(100):  # yield to the loop until it took the batches
+            if h.source.queue.empty():
+                break
+            await asyncio.sleep(0)
+        assert h.source.queue.empty()
+        await asyncio.sleep(0)
+    finally:
+        running.cancel()
+    assert len(h.sender.sent) == sent  # taken, not scored: the next owner reads them
+    assert h.source.acked == acked and h.stored("lead-3") is None
+
+
+async def test_a_window_that_fails_to_write_is_never_acked() -> None:
+    h = Harness()
+    h.store.fail_with = RuntimeError("changelog refused")
+    h.put(h.web("lead-1", "/pricing"))
+    await h.step()
+    with pytest.raises(RuntimeError, match="changelog refused"):
+        await h.loop.write_windows("a test")
+    assert h.source.acked == {}
+    assert [str(e) for e in h.sender.failures] == ["changelog refused"]  # the worker stops
+    # A later window is not acked either: that would commit past the lost states.
+    h.store.fail_with = None
+    h.put(h.web("lead-2", "/blog"))
+    await h.step()
+    with pytest.raises(RuntimeError, match="changelog refused"):
+        await h.loop.write_windows("a test")
+    assert h.source.acked == {}
+
+
+async def test_a_decay_change_fires_a_tick_that_comes_back_as_a_stage_change() -> None:
+    h = Harness()
+    h.put(h.web("lead-1", "/pricing"))  # 30 points: warm; web halves every 4 s
+    await h.step()
+    await h.write_window()
+    owned = set(range(PARTITIONS))
+    assert h.loop.recovered(owned, h.store.items()) == 1
+    due = h.loop.schedule.due_at(h.partition_of("lead-1"), "lead-1")
+    assert due is not None and due > h.wall.t
+    assert await h.loop.fire_decay_ticks() == 0  # not yet
+    h.wall.t = due + 0.01
+    assert await h.loop.fire_decay_ticks() == 1
+    [tick] = h.sender.to(h.loop.topics.ticks)
+    assert tick.key == b"lead-1" and tick.partition == h.partition_of("lead-1")
+    batch = h.source.batch(tick.topic, h.partition_of("lead-1"), [(tick.key, tick.value)])
+    h.source.queue.put_nowait(batch)
+    await h.step()
+    assert h.stages() == [("cold", "warm", "event"), ("warm", "cold", "decay")]
+    assert await h.loop.fire_decay_ticks() == 0  # fired once
+
+
+async def test_recovery_indexes_only_the_owned_partitions() -> None:
+    h = Harness()
+    leads = [f"lead-{i}" for i in range(12)]
+    h.put(*(h.web(lead, "/pricing") for lead in leads))
+    await h.step()
+    await h.write_window()
+    h.loop.cache["stale"] = h.stored("lead-1")
+    owned = {0}
+    assert h.loop.recovered(owned, h.store.items()) == sum(
+        1 for lead in leads if h.partition_of(lead) == 0
+    )
+    assert h.loop.schedule.partitions() == [0]
+    assert h.loop.cache == {} and h.loop.ready
+
+
+async def test_the_lead_view_reads_the_newest_state() -> None:
+    h = Harness()
+    h.put(h.web("lead-1", "/blog"))
+    await h.step()
+    state = h.loop.lead_state("lead-1", lambda lead: None)  # cached, not yet written
+    assert state is not None and state.events_seen == 1
+    h.loop.cache.clear()
+    assert h.loop.lead_state("lead-1", lambda lead: None) is None
+    await h.write_window()
+    h.loop.cache.clear()
+    stored = h.loop.lead_state(
+        "lead-1", lambda lead: h.store.get(lead.encode(), 0) or h.store.get(lead.encode(), 1)
+    )
+    assert stored is not None and stored.events_seen == 1
