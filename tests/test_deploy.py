@@ -104,7 +104,9 @@ def test_worker_data_dir_is_a_volume(services: dict[str, dict[str, Any]]) -> Non
     targets = [volume.split(":")[1] for volume in worker["volumes"]]
     assert data_dir in targets
     assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
-    assert services["demo"]["image"] == worker["image"]  # built once, by the worker service
+    # The worker runs the runtime image; demo traffic comes from the devtools target.
+    assert worker["build"]["target"] == "worker"
+    assert services["demo"]["build"]["target"] == "devtools"
 
 
 def bind_mounts(services: dict[str, dict[str, Any]]) -> Iterator[tuple[str, Path, str]]:
@@ -139,12 +141,16 @@ def test_grafana_home_dashboard_is_mounted(services: dict[str, dict[str, Any]]) 
     assert provider["providers"][0]["options"]["path"] == directory
 
 
-def test_dockerfile_keeps_the_schema_dir_next_to_the_code() -> None:
+def test_dockerfile_installs_the_wheel_with_its_schemas() -> None:
     dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
-    # streams.core.contract finds schemas at <package>/../schemas: copy it, install in place.
+    # The schemas are package data of the wheel (streams.schemas): no editable install.
     assert "COPY schemas ./schemas" in dockerfile
-    assert "pip install -e ." in dockerfile
-    assert f"EXPOSE {Settings().web_port}" in dockerfile
+    assert "pip wheel" in dockerfile and "pip install /tmp/dist/leadstream-*.whl" in dockerfile
+    assert "pip install -e" not in dockerfile
+    stages = re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M)
+    assert stages[-1] == "worker"  # a plain `docker build` gives the worker
+    worker = dockerfile.split("AS worker")[1]
+    assert "streams/local" not in worker and f"EXPOSE {Settings().web_port}" in worker
 
 
 def test_dockerfile_compiles_scoring_from_its_sources() -> None:

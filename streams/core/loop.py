@@ -429,9 +429,12 @@ class ScoringLoop:
         """Send a tick for every lead whose decay change is due; returns how many.
 
         A tick is a record in the lead's own partition of the tick topic, which the
-        loop reads like an input: the change is applied in stream order, and a tick
-        that was sent but not yet scored survives a crash (the schedule, rebuilt from
-        stored states, would fire it again anyway).
+        loop reads like an input, so the change is applied in order with the lead's
+        events. The topic was needed while states were written through Faust's table
+        (writes only inside stream iteration); they no longer are, and ticks could
+        be scored in-process under ``_turn`` instead. That simplification is left for
+        the exactly-once work (issue 23), which changes how the loop tracks what it
+        applied per input record, ticks included.
         """
         now = self._clock()
         send, topic = self.sender.send, self.topics.ticks

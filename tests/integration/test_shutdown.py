@@ -8,14 +8,14 @@ from pathlib import Path
 
 from streams.local.kafka import LocalKafka, free_ports
 from streams.local.processes import stop_process
-from streams.settings import Settings
+from streams.local.settings import LocalSettings
 from tests.integration.harness import Topics, Worker
 
 
 def test_sigterm_with_the_broker_gone_ends_within_the_stop_timeout(tmp_path: Path) -> None:
     # A private broker: this test takes it away from under the worker.
     port, controller_port = free_ports(2)
-    broker = LocalKafka(Settings.from_env().cache_dir, tmp_path / "kafka", port, controller_port)
+    broker = LocalKafka(LocalSettings.from_env().cache_dir, tmp_path / "kafka", port, controller_port)
     broker.start()
     worker = Worker(
         broker.bootstrap,
