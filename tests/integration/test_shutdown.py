@@ -15,7 +15,9 @@ from tests.integration.harness import Topics, Worker
 def test_sigterm_with_the_broker_gone_ends_within_the_stop_timeout(tmp_path: Path) -> None:
     # A private broker: this test takes it away from under the worker.
     port, controller_port = free_ports(2)
-    broker = LocalKafka(LocalSettings.from_env().cache_dir, tmp_path / "kafka", port, controller_port)
+    broker = LocalKafka(
+        LocalSettings.from_env().cache_dir, tmp_path / "kafka", port, controller_port
+    )
     broker.start()
     worker = Worker(
         broker.bootstrap,
