@@ -3,7 +3,7 @@
 The domain core is plain typed Python; mypyc turns each module into a C extension
 next to its source (``scoring/*.so``, one shared ``scoring/_native__mypyc*.so``),
 which Python imports instead of the ``.py``. Scoring runs ~1.4x as fast (see
-README, "Compiled scoring"); results are the same, and the tests check that.
+docs/performance.md, "Compiled scoring"); results are the same, and the tests check that.
 
 Run from an environment with mypy (which ships mypyc) and a C compiler: ``make
 compiled`` here, the build stage of ``deploy/docker/Dockerfile`` for images. The C

@@ -3,19 +3,17 @@
 Faust runs its aiokafka consumer as a service in a thread with a loop of its own
 and reaches it through method queues: each fetch is a call handed to that thread
 and a result handed back, two cross-thread wake-ups, while the thread's fetching
-and record parsing wait for the GIL the scoring loop holds. On the bench machine
-(2026-11-30, four interleaved pairs at 18k events/s) running that same service as
-tasks on the worker's loop lowered p50 latency by a quarter (26-39 ms against
-35-47), the burst's p99 in 4 of 4 pairs, and raised throughput in 3 of 4 (README,
-Performance, has the rest).
+and record parsing wait for the GIL the scoring loop holds. Running that same
+service as tasks on the worker's loop lowered p50 latency by about a quarter on the
+bench, and the burst's p99 with it (docs/performance.md has the measurements).
 
 Only how the service is run changes: its rebalance listener, commits, seeks and
 flow control are Faust's code, and its calls become plain awaits.
 ``LEADSTREAM_CONSUMER_IN_LOOP=false`` goes back to Faust's thread. This leans on
 internals of Faust (``Consumer._new_consumer_thread``) and of mode
 (``ServiceThread``'s ``Worker``, ``thread_loop``, ``_serve`` and
-``_gather_remaining_tasks``): both are pinned to a minor version for that reason,
-and the integration suite, which runs in-loop, is what catches a break.
+``_gather_remaining_tasks``): both are pinned exactly, and
+:mod:`streams.faust_adapter.compat` checks each at start.
 """
 
 from __future__ import annotations
