@@ -34,6 +34,7 @@ from streams.faust_adapter.emitter import Emitter
 from streams.faust_adapter.inloop import InLoopTransport
 from streams.faust_adapter.intake import Intake
 from streams.faust_adapter.leadstore import LeadStore
+from streams.http.views import register_views
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -135,8 +136,6 @@ def create_app(
     table.on_recover(TableRecovery(app, table, loop))
     app.timer(interval=settings.tick_interval_s)(loop.fire_decay_ticks)
     app.timer(interval=LAG_INTERVAL_S)(ConsumerLag(app, settings, loop).refresh)
-
-    from streams.http.views import register_views  # the views take the assembled worker
 
     ls = Leadstream(app, settings, model, metrics, table, loop)
     register_views(ls)

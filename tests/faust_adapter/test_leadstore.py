@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-from types import SimpleNamespace
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
 from streams.faust_adapter.leadstore import LeadStore
+from streams.settings import Settings
+from tests.support import close_app_loops
 
 
-def memory_table() -> SimpleNamespace:
-    # What LeadStore reads of a Faust table on memory:// (one dict for all partitions).
-    return SimpleNamespace(
-        data=SimpleNamespace(data={}),
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: "leadstream-leads-changelog"),
-    )
+@pytest.fixture
+def memory_table(tmp_path: Path) -> Iterator[Any]:
+    """The worker's real ``leads`` table on memory:// (never started)."""
+    from streams.faust_adapter.app import create_app
+
+    settings = Settings.from_env({}, app_id="store-unit", data_dir=str(tmp_path), store="memory://")
+    ls = create_app(settings)
+    try:
+        yield ls.table
+    finally:
+        close_app_loops(ls.app)
 
 
-def test_memory_store_values_do_not_keep_orjsons_buffer() -> None:
-    table = memory_table()
+def test_memory_store_values_do_not_keep_orjsons_buffer(memory_table: Any) -> None:
+    table = memory_table
     store = LeadStore(app=None, table=table, emitter=None)  # type: ignore[arg-type]
     n = 500
     tracemalloc.start()
