@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import backlog_events
+from bench.backlog import backlog_events
 from scoring import LeadState, ScoringModel, load_default_model
 from streams.core.inmemory import MemorySender, MemorySource, MemoryStore, Record
 from streams.core.loop import Batch, ScoringLoop

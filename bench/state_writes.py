@@ -2,7 +2,7 @@
 
     python -m bench.state_writes [--events N] [--leads N] [--windows 2000,8000,23000]
 
-Replays the bench's backlog workload (``bench.run.backlog_events``, same
+Replays the bench's backlog workload (``bench.backlog.backlog_events``, same
 seed and sizes as ``bench/run.py``) through ``scoring.apply`` and, for each window
 size (events per write-behind window: the worker's rate times
 ``LEADSTREAM_FLUSH_INTERVAL_SECONDS``), counts what the worker would write: one state
@@ -41,7 +41,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import backlog_events
+from bench.backlog import backlog_events
 from scoring import LeadState, apply, load_default_model, next_change_at
 from scoring.state import cap_pairs
 from streams.core.contract import Rejected, decode_event

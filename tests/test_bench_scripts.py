@@ -7,7 +7,8 @@ import re
 import pytest
 
 from bench import bench_scoring, live_cost, state_writes
-from bench.run import parse_histogram, slowest_spans
+from bench.latency import slowest_spans
+from bench.worker import parse_histogram
 
 
 def test_state_writes_counts_fewer_writes_per_event_in_larger_windows(
