@@ -97,6 +97,8 @@ class Transition(TypedDict):
 
     event_id: str
     lead_id: str
+    #: 1 for a lead's first stage change, +1 for each after it (stored in the state)
+    sequence: int
     from_stage: str
     to_stage: str
     direction: Literal["up", "down"]
@@ -177,9 +179,11 @@ def _transition(
     key = trigger if trigger is not None else str(round(at * 1000))
     tid = str(uuid.uuid5(TRANSITION_NAMESPACE, f"{state.lead_id}|{old}|{new}|{cause}|{key}"))
     up = _stage_rank(model, new) > _stage_rank(model, old)
+    state.changes += 1
     return {
         "event_id": tid,
         "lead_id": state.lead_id,
+        "sequence": state.changes,
         "from_stage": old,
         "to_stage": new,
         "direction": "up" if up else "down",

@@ -250,6 +250,7 @@ def _expected(
 _TRANSITION_FIELDS: Final = (
     "event_id",
     "lead_id",
+    "sequence",
     "from_stage",
     "to_stage",
     "direction",

@@ -35,7 +35,14 @@ from typing import Any, Protocol
 
 from scoring import LeadState, ScoringModel, next_change_at, next_change_by
 from streams.core.partitioning import Partitioner
-from streams.core.pipeline import KIND_HEADER, TICK_KIND, BatchResult, Message, Pipeline
+from streams.core.pipeline import (
+    KIND_HEADER,
+    ORIGIN_HEADER,
+    TICK_KIND,
+    BatchResult,
+    Message,
+    Pipeline,
+)
 from streams.core.schedule import DecaySchedule
 from streams.core.statecodec import decode_state, encode_state, next_change_from_raw
 from streams.core.window import Write, WriteBehind
@@ -276,9 +283,22 @@ class ScoringLoop:
         for batch in batches:
             topic, partition = batch.tp.topic, batch.tp.partition
             kind = kinds.get(topic)
-            for r in batch.records:
-                k = kind or _header(r.headers, KIND_HEADER) or "unknown"
-                append(Message(topic, partition, r.offset, r.key, r.value, k))
+            if kind is not None:
+                source = f"{topic}:{partition}"
+                for r in batch.records:
+                    append(
+                        Message(topic, partition, r.offset, r.key, r.value, kind, source, r.offset)
+                    )
+            else:  # the repartition topic: kind and origin in headers
+                for r in batch.records:
+                    k = _header(r.headers, KIND_HEADER) or "unknown"
+                    origin, _, at = (_header(r.headers, ORIGIN_HEADER) or "").rpartition(":")
+                    if origin and at.isdigit():
+                        append(
+                            Message(topic, partition, r.offset, r.key, r.value, k, origin, int(at))
+                        )
+                    else:  # rerouted by an older version: deduplicated where it is
+                        append(Message(topic, partition, r.offset, r.key, r.value, k))
             last_offsets[batch.tp] = batch.records[-1].offset
         claim = self.writer.claim
         cache = self.cache

@@ -28,6 +28,10 @@ from streams.metrics import Metrics
 #: Header carrying the input kind of a repartitioned event (the repartition topic
 #: mixes all four inputs).
 KIND_HEADER = "leadstream.kind"
+#: Header carrying where a repartitioned event was first read,
+#: ``<topic>:<partition>:<offset>``: a lead's state records positions by that origin,
+#: so an event rerouted twice (its origin re-read after a crash) is applied once.
+ORIGIN_HEADER = "leadstream.origin"
 #: Tick value: the scheduled due time as ASCII seconds (informative; ``advance``
 #: always runs to the processing time).
 TICK_KIND = "tick"
@@ -42,6 +46,18 @@ class Message(NamedTuple):
     key: bytes | None
     value: bytes
     kind: str  # web | email | webinar | profile | tick
+    #: Where the record was first read, ``<topic>:<partition>``, and at which offset
+    #: ("" and -1: here, at ``offset``). A lead's state skips a record whose position
+    #: is at or below what it has applied from that source (a replay after a crash).
+    source: str = ""
+    position: int = -1
+
+    @property
+    def origin(self) -> tuple[str, int]:
+        """(source, position) this record is deduplicated by."""
+        if self.source:
+            return self.source, self.position
+        return f"{self.topic}:{self.partition}", self.offset
 
 
 @dataclass(slots=True)
@@ -93,6 +109,11 @@ class Pipeline:
                 state = entry[0] if entry else load(lead_id, index)
                 if state is None:
                     continue
+                source, position = msg.origin
+                if position <= state.applied.get(source, -1):
+                    _bump(counts, (msg.topic, "replayed"))
+                    continue
+                state.applied[source] = position
                 before = len(out.qualified)
                 state, transitions = advance(state, now, model)
                 self._emit(out, transitions, now)
@@ -126,7 +147,12 @@ class Pipeline:
             if partition_of(lead_id) != msg.partition:
                 # Keyed otherwise (or by a non-murmur2 partitioner): one lead's state
                 # must live in one partition, so send it round again keyed by lead.
-                out.reroute.append((lead_id.encode(), msg.value, [(KIND_HEADER, kind.encode())]))
+                source, position = msg.origin
+                headers = [
+                    (KIND_HEADER, kind.encode()),
+                    (ORIGIN_HEADER, f"{source}:{position}".encode()),
+                ]
+                out.reroute.append((lead_id.encode(), msg.value, headers))
                 _bump(counts, (msg.topic, "rerouted"))
                 continue
             entry = touched.get(lead_id)
@@ -135,9 +161,16 @@ class Pipeline:
             else:
                 loaded = load(lead_id, index)
                 state = loaded if loaded is not None else LeadState(lead_id)
+            source, position = msg.origin
+            applied = state.applied
+            if position <= applied.get(source, -1):
+                # Applied before a crash or rebalance, and stored with the state.
+                _bump(counts, (msg.topic, "replayed"))
+                continue
             seen_before = state.events_seen
             late_before = state.late_dropped
             state, transitions = apply(state, event, model)
+            applied[source] = position
             if transitions:
                 self._emit(out, transitions, now)
             if state.late_dropped != late_before:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -26,10 +27,14 @@ def pipeline() -> Pipeline:
     )
 
 
+_offsets = itertools.count()
+
+
 def msg(kind: str, lead: str, eid: str, *, partition: int | None = None, **fields: Any) -> Message:
+    """A record at the next offset (every record here is read once)."""
     body = {"event_id": eid, "lead_id": lead, "occurred_at": int((NOW - 5) * 1000), **fields}
     p = Partitioner(PARTITIONS).partition_of(lead) if partition is None else partition
-    return Message(f"t.{kind}", p, 7, lead.encode(), orjson.dumps(body), kind)
+    return Message(f"t.{kind}", p, next(_offsets), lead.encode(), orjson.dumps(body), kind)
 
 
 def count(p: Pipeline, topic: str, outcome: str) -> float:
@@ -42,7 +47,8 @@ def count(p: Pipeline, topic: str, outcome: str) -> float:
 def test_scores_and_counts_duplicates_once() -> None:
     p = pipeline()
     demo = msg("web", "lead-1", "e1", url="https://x.io/demo")
-    result = p.process([demo, demo], now=NOW, load=lambda lead, i: None)
+    again = msg("web", "lead-1", "e1", url="https://x.io/demo")  # a producer's retry
+    result = p.process([demo, again], now=NOW, load=lambda lead, i: None)
     state = result.touched["lead-1"][0]
     assert state.events_seen == 1
     assert count(p, "t.web", "scored") == 1
@@ -71,7 +77,9 @@ def test_wrong_partition_is_rerouted_keyed_by_lead() -> None:
     )
     result = p.process([m], now=NOW, load=lambda lead, i: None)
     assert result.touched == {}
-    assert result.reroute == [(b"lead-2", m.value, [("leadstream.kind", b"email")])]
+    origin = f"t.email:{m.partition}:{m.offset}".encode()
+    headers = [("leadstream.kind", b"email"), ("leadstream.origin", origin)]
+    assert result.reroute == [(b"lead-2", m.value, headers)]
     assert count(p, "t.email", "rerouted") == 1
 
 
@@ -125,3 +133,49 @@ def test_tick_for_unknown_lead_is_ignored_and_known_lead_advances() -> None:
     assert [orjson.loads(v)["cause"] for _, v in later.qualified] == ["decay"]
     nothing = p.process([tick], now=due + 1, load=lambda lead, i: None)
     assert nothing.touched == {}
+
+
+def test_a_record_at_or_below_the_applied_position_is_a_replay() -> None:
+    p = pipeline()
+    first = msg("web", "lead-1", "e1", url="https://x.io/pricing")
+    state = p.process([first], now=NOW, load=lambda lead, i: None).touched["lead-1"][0]
+    assert state.applied == {f"t.web:{first.partition}": first.offset}
+    later = msg("web", "lead-1", "e2", url="https://x.io/blog")
+    # After a crash the partition is read again from an older offset: `first` again.
+    result = p.process([first, later], now=NOW, load=lambda lead, i: state)
+    assert result.touched["lead-1"][0].events_seen == 2
+    assert result.touched["lead-1"][0].applied == {f"t.web:{first.partition}": later.offset}
+    assert count(p, "t.web", "replayed") == 1
+
+
+def test_a_rerouted_event_is_deduplicated_by_where_it_was_first_read() -> None:
+    p = pipeline()
+    home = Partitioner(PARTITIONS).partition_of("lead-1")
+    body = orjson.dumps(
+        {
+            "event_id": "e1",
+            "lead_id": "lead-1",
+            "occurred_at": int(NOW * 1000) - 5000,
+            "url": "https://x.io/pricing",
+        }
+    )
+    # Rerouted twice: its origin (t.web, partition 3, offset 7) was read again after a
+    # crash, so the repartition topic holds it at two offsets.
+    copies = [Message("t.repart", home, at, b"lead-1", body, "web", "t.web:3", 7) for at in (0, 1)]
+    result = p.process(copies, now=NOW, load=lambda lead, i: None)
+    assert result.touched["lead-1"][0].events_seen == 1
+    assert result.touched["lead-1"][0].applied == {"t.web:3": 7}
+    assert count(p, "t.repart", "replayed") == 1
+
+
+def test_a_tick_read_again_changes_nothing() -> None:
+    p = pipeline()
+    state = p.process(
+        [msg("web", "lead-1", "e1", url="https://x.io/pricing")], now=NOW, load=lambda lead, i: None
+    ).touched["lead-1"][0]
+    home = Partitioner(PARTITIONS).partition_of("lead-1")
+    tick = Message("t.ticks", home, 5, b"lead-1", b"0", TICK_KIND)
+    once = p.process([tick], now=NOW + 1, load=lambda lead, i: state).touched["lead-1"][0]
+    assert once.applied[f"t.ticks:{home}"] == 5
+    result = p.process([tick], now=NOW + 2, load=lambda lead, i: once)
+    assert result.touched == {} and count(p, "t.ticks", "replayed") == 1

@@ -32,8 +32,8 @@ def test_state_schema_version_and_repr() -> None:
     s, _ = apply(s, web("/blog", 3.0), small_model())
     assert repr(s) == "LeadState('L', stage='cold', clock=3.0, events_seen=1)"
     d = s.to_dict()
-    d["v"] = 3
-    with pytest.raises(ValueError, match="unsupported LeadState schema version 3"):
+    d["v"] = 4
+    with pytest.raises(ValueError, match="unsupported LeadState schema version 4"):
         LeadState.from_dict(d)
 
 
@@ -42,13 +42,18 @@ def test_state_schema_version_and_repr() -> None:
 def test_to_dict_round_trip(evs: list[dict[str, Any]], more: list[dict[str, Any]]) -> None:
     s = run(evs)
     next_change_at(s, M)
+    s.applied["web.visits:0"] = 41
     d = s.to_dict()
-    assert d["v"] == 2
+    assert d["v"] == 3
     restored = LeadState.from_dict(orjson.loads(orjson.dumps(d)))
     assert restored.to_dict() == d
-    # Version 1 (cap windows as [t, id] pairs), in changelogs written before 2, reads
-    # as the same state.
-    v1 = dict(d, v=1)
+    # Versions 1 and 2 (before positions and the change count) read as the same state,
+    # with nothing applied and no changes counted.
+    v2 = {k: v for k, v in d.items() if k not in ("applied", "changes")}
+    d = dict(d, applied={}, changes=0)
+    assert LeadState.from_dict(orjson.loads(orjson.dumps(dict(v2, v=2)))).to_dict() == d
+    # Version 1 (cap windows as [t, id] pairs), in changelogs written before 2, too.
+    v1 = dict(v2, v=1)
     v1["caps"] = {
         rid: {w: [list(p) for p in cap_pairs(flat)] for w, flat in wins.items()}
         for rid, wins in d["caps"].items()
