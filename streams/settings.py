@@ -106,6 +106,22 @@ class Settings(FromEnv):
     max_future_skew_s: float = field(
         default=300.0, metadata={"env": "LEADSTREAM_MAX_FUTURE_SKEW_SECONDS"}
     )
+    #: How long the group waits for a silent worker (killed, hung) before its
+    #: partitions move. Faust's default is 60 s; heartbeats go every 3 s.
+    session_timeout_s: float = field(
+        default=10.0, metadata={"env": "LEADSTREAM_SESSION_TIMEOUT_SECONDS"}
+    )
+    #: A stable id per worker for static group membership: a worker restarted within
+    #: the session timeout gets its partitions back without a rebalance. Only with a
+    #: stable LEADSTREAM_WEB_HOST and port too: Faust's assignor refuses a member whose
+    #: web URL changed (a pod IP does on rescheduling). Empty: dynamic membership.
+    group_instance_id: str = field(default="", metadata={"env": "LEADSTREAM_GROUP_INSTANCE_ID"})
+    #: Dead letters longer than this are truncated to it, with their original size and
+    #: SHA-256 in headers: keep it under the dead-letter topic's max.message.bytes
+    #: (Kafka's default: 1 MiB), or producing a huge invalid message would fail.
+    dlq_max_value_bytes: int = field(
+        default=512 * 1024, metadata={"env": "LEADSTREAM_DLQ_MAX_VALUE_BYTES"}
+    )
     #: How often each worker checks its partitions for decay-driven stage changes.
     tick_interval_s: float = field(
         default=0.25, metadata={"env": "LEADSTREAM_TICK_INTERVAL_SECONDS"}
@@ -177,6 +193,8 @@ class Settings(FromEnv):
             "web_port",
             "batch_size",
             "flush_events",
+            "dlq_max_value_bytes",
+            "session_timeout_s",
             "tick_interval_s",
             "flush_interval_s",
             "fetch_max_wait_s",

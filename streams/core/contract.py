@@ -17,6 +17,7 @@ the offending value.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -50,6 +51,9 @@ REASONS: Final[tuple[str, ...]] = (
     "schema_violation",
     "unknown_event_type",
     "bad_timestamp",
+    "state_limit",
+    "invalid_internal_record",
+    "processing_error",
 )
 
 HEADER_PREFIX: Final = "leadstream.dlq."
@@ -59,6 +63,9 @@ HEADER_TOPIC: Final = HEADER_PREFIX + "topic"
 HEADER_PARTITION: Final = HEADER_PREFIX + "partition"
 HEADER_OFFSET: Final = HEADER_PREFIX + "offset"
 HEADER_FAILED_AT: Final = HEADER_PREFIX + "failed_at"
+#: Only on a truncated dead letter: the original value's size and its SHA-256.
+HEADER_ORIGINAL_SIZE: Final = HEADER_PREFIX + "original_size"
+HEADER_SHA256: Final = HEADER_PREFIX + "sha256"
 
 #: Earliest accepted event time: 2000-01-01T00:00:00Z (also the schemas' epoch-ms minimum).
 MIN_EVENT_TIME: Final = 946_684_800.0
@@ -190,7 +197,10 @@ def _json_type(value: object) -> str:
 
 def _explain(validator: jsonschema_rs.Validator, event: dict[str, Any]) -> Rejected:
     """Why ``event`` fails ``validator``, without quoting any of its values."""
-    errors = list(validator.iter_errors(event))
+    try:
+        errors = list(validator.iter_errors(event))
+    except ValueError:  # jsonschema_rs cannot walk a value nested this deep to report
+        return Rejected("schema_violation", "a value is nested too deeply")
     kinds: set[str] = set()
     parts: list[str] = []
     for error in errors:
@@ -287,6 +297,27 @@ def encode_transition(transition: Mapping[str, Any], *, emitted_at: float) -> by
     out["changed_at"] = format_time(transition["changed_at"])
     out["emitted_at"] = format_time(emitted_at)
     return orjson.dumps(out)
+
+
+def fit_dead_letter(
+    value: bytes, headers: list[tuple[str, bytes]], max_bytes: int
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The dead letter's value and headers, truncated to ``max_bytes`` if longer.
+
+    A value the dead-letter topic cannot take (its ``max.message.bytes``) would fail
+    the produce, and with it the worker. A truncated one keeps its first
+    ``max_bytes`` bytes; its headers say the original size and give its SHA-256, so
+    the original can be found on the source topic (topic, partition, offset).
+
+    >>> value, headers = fit_dead_letter(b"abcdef", [], 4)
+    >>> value, headers[0], headers[1][1][:12]
+    (b'abcd', ('leadstream.dlq.original_size', b'6'), b'bef57ec7f53a')
+    """
+    if len(value) <= max_bytes:
+        return value, headers
+    digest = hashlib.sha256(value).hexdigest().encode()
+    extra = [(HEADER_ORIGINAL_SIZE, str(len(value)).encode()), (HEADER_SHA256, digest)]
+    return value[:max_bytes], [*headers, *extra]
 
 
 def dlq_headers(

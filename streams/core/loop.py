@@ -185,6 +185,7 @@ class ScoringLoop:
             metrics=metrics,
             partitioner=self.partitioner,
             max_future_skew_s=settings.max_future_skew_s,
+            max_dead_letter_bytes=settings.dlq_max_value_bytes,
         )
         self.schedule = DecaySchedule()
         #: Decoded states in front of the store (hot leads skip a read and a decode).

@@ -16,6 +16,7 @@ per-event metric calls cost more than the scoring of a simple event.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -24,6 +25,8 @@ from scoring import LeadState, ScoringModel, advance, apply
 from streams.core import contract
 from streams.core.partitioning import Partitioner
 from streams.metrics import Metrics
+
+log = logging.getLogger("leadstream")
 
 #: Header carrying the input kind of a repartitioned event (the repartition topic
 #: mixes all four inputs).
@@ -72,6 +75,30 @@ class BatchResult:
 
 StateLoader = Callable[[str, int], LeadState | None]
 
+#: Distinct profile attributes one lead keeps; a profile event that would add more is
+#: a dead letter (state_limit). With the schema's bounds per value, this keeps a
+#: state's profile under ~250 KB, far below what the changelog accepts.
+MAX_PROFILE_ATTRIBUTES = 200
+
+
+@dataclass(slots=True)
+class _BatchRun:
+    """What one ``Pipeline.process`` call accumulates."""
+
+    now: float
+    load: StateLoader
+    out: BatchResult = field(default_factory=BatchResult)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    dlq_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    lags: list[float] = field(default_factory=list)
+
+
+def _profile_overflows(state: LeadState, event: dict[str, Any]) -> bool:
+    profile = state.profile
+    attributes = event.get("attributes") or {}
+    added = sum(1 for name in attributes if name not in profile)
+    return added > 0 and len(profile) + added > MAX_PROFILE_ATTRIBUTES
+
 
 class Pipeline:
     """Stateless between batches except for the state cache it is handed."""
@@ -83,108 +110,142 @@ class Pipeline:
         metrics: Metrics,
         partitioner: Partitioner,
         max_future_skew_s: float,
+        max_dead_letter_bytes: int = 512 * 1024,
     ) -> None:
         self.model = model
         self.metrics = metrics
         self.partitioner = partitioner
         self.max_future_skew_s = max_future_skew_s
+        #: Longer dead-letter values are truncated (see contract.fit_dead_letter).
+        self.max_dead_letter_bytes = max_dead_letter_bytes
 
     def process(self, messages: Iterable[Message], *, now: float, load: StateLoader) -> BatchResult:
-        """Score one batch. ``load(lead_id, index)`` returns the stored state or None."""
-        model = self.model
-        out = BatchResult()
-        touched = out.touched
-        counts: dict[tuple[str, str], int] = {}
-        dlq_counts: dict[tuple[str, str], int] = {}
-        lags: list[float] = []
-        partition_of = self.partitioner.partition_of
-        decode = contract.decode_event
-        skew = self.max_future_skew_s
+        """Score one batch. ``load(lead_id, index)`` returns the stored state or None.
 
+        A record that cannot be scored (invalid, malformed internal record, past a
+        state bound, or an error while scoring it) becomes a dead letter; the rest of
+        the batch goes on.
+        """
+        batch = _BatchRun(now=now, load=load)
         for index, msg in enumerate(messages):
-            kind = msg.kind
-            if kind == TICK_KIND:
-                lead_id = (msg.key or b"").decode()
-                entry = touched.get(lead_id)
-                state = entry[0] if entry else load(lead_id, index)
-                if state is None:
-                    continue
-                source, position = msg.origin
-                if position <= state.applied.get(source, -1):
-                    _bump(counts, (msg.topic, "replayed"))
-                    continue
-                state.applied[source] = position
-                before = len(out.qualified)
-                state, transitions = advance(state, now, model)
-                self._emit(out, transitions, now)
-                if len(out.qualified) != before:
-                    self.metrics.decay_timer_delay.observe(
-                        max(0.0, now - transitions[0]["changed_at"])
-                    )
-                touched[lead_id] = (state, msg.partition, index)
-                _bump(counts, (msg.topic, "tick"))
-                continue
             try:
-                event = decode(kind, msg.value, now=now, max_future_skew_s=skew)
-            except contract.Rejected as rejected:
-                out.dead.append(
-                    (
-                        msg.key,
-                        msg.value,
-                        contract.dlq_headers(
-                            rejected.reason,
-                            rejected.detail,
-                            topic=msg.topic,
-                            partition=msg.partition,
-                            offset=msg.offset,
-                            failed_at=now,
-                        ),
-                    )
+                if msg.kind == TICK_KIND:
+                    self._tick(batch, index, msg)
+                else:
+                    self._score(batch, index, msg)
+            except Exception as exc:  # a bug, or a model the state does not fit
+                # Never one record taking the worker, or the batch, down with it. The
+                # lead keeps what its state held before this record if it was loaded
+                # for it; a state already changed in this batch keeps those changes.
+                log.warning(
+                    "leadstream: scoring %s[%d]@%d failed: %s; dead-lettered",
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    type(exc).__name__,
                 )
-                _bump(dlq_counts, (msg.topic, rejected.reason))
-                continue
-            lead_id = event["lead_id"]
-            if partition_of(lead_id) != msg.partition:
-                # Keyed otherwise (or by a non-murmur2 partitioner): one lead's state
-                # must live in one partition, so send it round again keyed by lead.
-                source, position = msg.origin
-                headers = [
-                    (KIND_HEADER, kind.encode()),
-                    (ORIGIN_HEADER, f"{source}:{position}".encode()),
-                ]
-                out.reroute.append((lead_id.encode(), msg.value, headers))
-                _bump(counts, (msg.topic, "rerouted"))
-                continue
-            entry = touched.get(lead_id)
-            if entry is not None:
-                state = entry[0]
-            else:
-                loaded = load(lead_id, index)
-                state = loaded if loaded is not None else LeadState(lead_id)
-            source, position = msg.origin
-            applied = state.applied
-            if position <= applied.get(source, -1):
-                # Applied before a crash or rebalance, and stored with the state.
-                _bump(counts, (msg.topic, "replayed"))
-                continue
-            seen_before = state.events_seen
-            late_before = state.late_dropped
-            state, transitions = apply(state, event, model)
-            applied[source] = position
-            if transitions:
-                self._emit(out, transitions, now)
-            if state.late_dropped != late_before:
-                outcome = "late"
-            elif state.events_seen == seen_before:
-                outcome = "duplicate"
-            else:
-                outcome = "scored"
-                lags.append(now - event["time"])
-            touched[lead_id] = (state, msg.partition, index)
-            _bump(counts, (msg.topic, outcome))
+                self._reject(batch, msg, "processing_error", type(exc).__name__)
+        self._flush_counts(batch.counts, batch.dlq_counts, batch.lags)
+        return batch.out
 
-        self._flush_counts(counts, dlq_counts, lags)
-        return out
+    def _tick(self, batch: _BatchRun, index: int, msg: Message) -> None:
+        """Advance a lead whose decay change is due (a record on the tick topic)."""
+        try:
+            lead_id = (msg.key or b"").decode()
+        except UnicodeDecodeError:
+            self._reject(batch, msg, "invalid_internal_record", "key is not UTF-8")
+            return
+        touched = batch.out.touched
+        entry = touched.get(lead_id)
+        state = entry[0] if entry else batch.load(lead_id, index)
+        if state is None:
+            return
+        source, position = msg.origin
+        if position <= state.applied.get(source, -1):
+            _bump(batch.counts, (msg.topic, "replayed"))
+            return
+        state, transitions = advance(state, batch.now, self.model)
+        state.applied[source] = position
+        if transitions:
+            self._emit(batch.out, transitions, batch.now)
+            delay = max(0.0, batch.now - transitions[0]["changed_at"])
+            self.metrics.decay_timer_delay.observe(delay)
+        touched[lead_id] = (state, msg.partition, index)
+        _bump(batch.counts, (msg.topic, "tick"))
+
+    def _score(self, batch: _BatchRun, index: int, msg: Message) -> None:
+        """Decode, route and score one input record."""
+        kind = msg.kind
+        if kind not in contract.SOURCE_KINDS:
+            # Only a repartition record leadstream did not write lacks its kind.
+            self._reject(batch, msg, "invalid_internal_record", "no leadstream.kind header")
+            return
+        try:
+            event = contract.decode_event(
+                kind, msg.value, now=batch.now, max_future_skew_s=self.max_future_skew_s
+            )
+        except contract.Rejected as rejected:
+            self._reject(batch, msg, rejected.reason, rejected.detail)
+            return
+        lead_id = event["lead_id"]
+        if self.partitioner.partition_of(lead_id) != msg.partition:
+            # Keyed otherwise (or by a non-murmur2 partitioner): one lead's state
+            # must live in one partition, so send it round again keyed by lead.
+            source, position = msg.origin
+            headers = [
+                (KIND_HEADER, kind.encode()),
+                (ORIGIN_HEADER, f"{source}:{position}".encode()),
+            ]
+            batch.out.reroute.append((lead_id.encode(), msg.value, headers))
+            _bump(batch.counts, (msg.topic, "rerouted"))
+            return
+        touched = batch.out.touched
+        entry = touched.get(lead_id)
+        if entry is not None:
+            state = entry[0]
+        else:
+            loaded = batch.load(lead_id, index)
+            state = loaded if loaded is not None else LeadState(lead_id)
+        source, position = msg.origin
+        applied = state.applied
+        if position <= applied.get(source, -1):
+            # Applied before a crash or rebalance, and stored with the state.
+            _bump(batch.counts, (msg.topic, "replayed"))
+            return
+        if kind == "profile" and _profile_overflows(state, event):
+            self._reject(
+                batch, msg, "state_limit", f"more than {MAX_PROFILE_ATTRIBUTES} attributes"
+            )
+            return
+        seen_before = state.events_seen
+        late_before = state.late_dropped
+        state, transitions = apply(state, event, self.model)
+        applied[source] = position
+        if transitions:
+            self._emit(batch.out, transitions, batch.now)
+        if state.late_dropped != late_before:
+            outcome = "late"
+        elif state.events_seen == seen_before:
+            outcome = "duplicate"
+        else:
+            outcome = "scored"
+            batch.lags.append(batch.now - event["time"])
+        touched[lead_id] = (state, msg.partition, index)
+        _bump(batch.counts, (msg.topic, outcome))
+
+    def _reject(self, batch: _BatchRun, msg: Message, reason: str, detail: str) -> None:
+        """Send ``msg`` to the dead-letter topic with ``reason`` (truncated if too large)."""
+        headers = contract.dlq_headers(
+            reason,
+            detail,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            failed_at=batch.now,
+        )
+        value, headers = contract.fit_dead_letter(msg.value, headers, self.max_dead_letter_bytes)
+        batch.out.dead.append((msg.key, value, headers))
+        _bump(batch.dlq_counts, (msg.topic, reason))
 
     def _emit(self, out: BatchResult, transitions: list[Any], now: float) -> None:
         inc = self.metrics.transitions.labels

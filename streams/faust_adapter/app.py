@@ -169,6 +169,8 @@ def faust_app(settings: Settings) -> App:
         producer_max_request_size=8 * 1024 * 1024,
         # /table would list every lead's profile: personal data stays private.
         web_tables_enabled=False,
+        broker_session_timeout=settings.session_timeout_s,
+        consumer_group_instance_id=settings.group_instance_id or None,
     )
 
 

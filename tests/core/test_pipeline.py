@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from typing import Any
@@ -10,6 +11,7 @@ import orjson
 import pytest
 
 from scoring import LeadState, load_default_model, next_change_at
+from streams.core import pipeline as pipeline_module
 from streams.core.partitioning import Partitioner
 from streams.core.pipeline import TICK_KIND, Message, Pipeline
 from streams.metrics import Metrics
@@ -179,3 +181,85 @@ def test_a_tick_read_again_changes_nothing() -> None:
     assert once.applied[f"t.ticks:{home}"] == 5
     result = p.process([tick], now=NOW + 2, load=lambda lead, i: once)
     assert result.touched == {} and count(p, "t.ticks", "replayed") == 1
+
+
+# ------------------------------------------------------------------ poison input
+
+
+def dead(result: Any) -> list[tuple[bytes | None, str]]:
+    """(key, reason) of each dead letter."""
+    return [
+        (key, dict(headers)["leadstream.dlq.reason"].decode()) for key, _, headers in result.dead
+    ]
+
+
+def test_an_error_while_scoring_one_record_dead_letters_it_and_the_batch_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p = pipeline()
+    real_apply = pipeline_module.apply
+
+    def apply(state: LeadState, event: Any, model: Any) -> Any:
+        if event["event_id"] == "poison":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_apply(state, event, model)
+
+    monkeypatch.setattr(pipeline_module, "apply", apply)
+    batch = [
+        msg("web", "lead-1", "e1", url="https://x.io/pricing"),
+        msg("web", "lead-2", "poison", url="https://x.io/pricing"),
+        msg("web", "lead-3", "e3", url="https://x.io/pricing"),
+    ]
+    result = p.process(batch, now=NOW, load=lambda lead, i: None)
+    assert dead(result) == [(b"lead-2", "processing_error")]
+    assert sorted(result.touched) == ["lead-1", "lead-3"]  # lead-2 keeps its stored state
+    [(_, _, headers)] = result.dead
+    assert dict(headers)["leadstream.dlq.error"] == b"RecursionError"
+
+
+def test_malformed_internal_records_are_dead_letters() -> None:
+    p = pipeline()
+    tick = Message("t.ticks", 0, 1, b"\xff\xfe", b"0", TICK_KIND)
+    rerouted = Message("t.repart", 0, 2, b"lead-1", b"{}", "unknown")
+    result = p.process([tick, rerouted], now=NOW, load=lambda lead, i: None)
+    assert dead(result) == [
+        (b"\xff\xfe", "invalid_internal_record"),
+        (b"lead-1", "invalid_internal_record"),
+    ]
+
+
+def test_the_schemas_bound_what_a_profile_can_carry() -> None:
+    p = pipeline()
+    # Nested 300 deep: more than orjson can encode, so a state holding it could never
+    # be written (written by hand: orjson will not produce it either).
+    deep = b'{"a":' * 300 + b'"x"' + b"}" * 300
+    shallow = msg("profile", "lead-1", "p1", attributes={"deep": "<deep>"})
+    too_deep = shallow._replace(value=shallow.value.replace(b'"<deep>"', deep))
+    too_many = msg("profile", "lead-1", "p2", attributes={f"a{i}": 1 for i in range(60_000)})
+    too_long = msg("profile", "lead-1", "p3", attributes={"note": "x" * 400_000})
+    result = p.process([too_deep, too_many, too_long], now=NOW, load=lambda lead, i: None)
+    assert [reason for _, reason in dead(result)] == ["schema_violation"] * 3
+    assert result.touched == {}
+
+
+def test_a_profile_past_the_states_attribute_bound_is_a_dead_letter() -> None:
+    p = pipeline()
+    batches = [
+        msg("profile", "lead-1", f"p{n}", attributes={f"a{n}_{i}": i for i in range(100)})
+        for n in range(3)
+    ]
+    result = p.process(batches, now=NOW, load=lambda lead, i: None)
+    assert dead(result) == [(b"lead-1", "state_limit")]
+    assert len(result.touched["lead-1"][0].profile) == 200
+
+
+def test_a_dead_letter_too_large_for_the_topic_is_truncated_with_its_digest() -> None:
+    p = pipeline()
+    huge = Message("t.web", 0, 3, b"k", b"{" + b" " * 1_000_000, "web")
+    result = p.process([huge], now=NOW, load=lambda lead, i: None)
+    [(_, value, headers)] = result.dead
+    h = dict(headers)
+    assert len(value) == p.max_dead_letter_bytes and value == huge.value[: len(value)]
+    assert h["leadstream.dlq.original_size"] == str(len(huge.value)).encode()
+    assert h["leadstream.dlq.sha256"] == hashlib.sha256(huge.value).hexdigest().encode()
+    assert h["leadstream.dlq.reason"] == b"invalid_json"
