@@ -37,7 +37,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a Kafka broker: ``KAFKA_BOOTSTRAP_SERVERS``, or a private local one.
 
-    The local broker listens on free ephemeral ports (never the developer's 9092) with a
+    The local broker listens on free ports outside the ephemeral range (never the
+    developer's 9092) with a
     fresh data dir; the jar cache is the user's, so only the first run ever fetches.
     """
     explicit = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

@@ -10,6 +10,7 @@ import time
 import faust
 
 from streams.faust_adapter.app import Leadstream
+from streams.logs import fold_repeats
 
 log = logging.getLogger("leadstream")
 
@@ -43,6 +44,11 @@ def _worker_with_deadline(faust_worker: type, stop_timeout_s: float) -> type:
         def _on_sigterm(self) -> None:
             _exit_after(stop_timeout_s)
             super()._on_sigterm()
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            # mode replaces the root handlers just before: fold Kafka's repeats there.
+            fold_repeats()
 
     return Worker
 

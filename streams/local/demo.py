@@ -27,6 +27,8 @@ CONNECT_TIMEOUT_S = 30.0
 LOG_EVERY_S = 10.0
 #: Longest sleep between sends: bounds how late a Ctrl-C or a due message is noticed.
 MAX_SLEEP_S = 0.25
+#: How long a stop may spend delivering what is buffered (nothing, if the broker is gone).
+STOP_GRACE_S = 5.0
 
 
 def pick_seed(seed: int | None) -> int:
@@ -70,10 +72,19 @@ async def run_demo(
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+
+    def stop_now() -> None:
+        # Cancelled too, not only told: with the broker gone, a send waits for room in
+        # the producer's buffer and would never look at ``stop`` again.
+        stop.set()
+        main.cancel()
+
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop_now)
             installed.append(sig)
     topics = {
         "web": settings.topic_web,
@@ -122,12 +133,17 @@ async def run_demo(
     except KafkaError as exc:
         print(f"leadstream demo: Kafka error: {exc}", file=sys.stderr)
         return 1
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-        with contextlib.suppress(KafkaError):
-            await producer.flush()
-        await producer.stop()
+        # Bounded: with the broker gone, neither would ever finish.
+        with contextlib.suppress(KafkaError, TimeoutError):
+            await asyncio.wait_for(producer.flush(), STOP_GRACE_S)
+        with contextlib.suppress(KafkaError, TimeoutError):
+            await asyncio.wait_for(producer.stop(), STOP_GRACE_S)
         _summary(counts, sent, time.time() - start, out, final=True)
     return 0
 

@@ -24,6 +24,7 @@ import base64
 import contextlib
 import fcntl
 import os
+import random
 import re
 import shutil
 import signal
@@ -129,13 +130,46 @@ def check_port_free(port: int, env_var: str) -> None:
             ) from None
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports the OS considers free right now (bound together to port 0)."""
+#: Where the local tooling looks for free ports: below Linux's default ephemeral range
+#: (32768-60999). A port the OS may hand out to outgoing connections can be taken by a
+#: client's own socket while the broker restarts, and a client reconnecting to it can
+#: even connect to itself (TCP simultaneous open): seen once, the broker then could
+#: not bind its port again.
+PORT_RANGE = range(20000, 32000)
+#: Where Linux keeps the ephemeral range, to stay out of a changed one too.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_ports() -> range:
+    """The OS's ephemeral port range (Linux's default when it cannot be read)."""
+    try:
+        low, high = (int(n) for n in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return range(32768, 61000)
+    return range(low, high + 1)
+
+
+def free_ports(count: int, *, rng: random.Random | None = None) -> list[int]:
+    """``count`` distinct ports outside the ephemeral range that are free right now.
+
+    Tried in random order (concurrent test sessions rarely pick the same), each bound
+    until all are found, so the ports differ.
+    """
+    ephemeral = ephemeral_ports()
+    candidates = [p for p in PORT_RANGE if p not in ephemeral]
+    (rng or random.Random()).shuffle(candidates)
     with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind((HOST, 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+        found: list[int] = []
+        for port in candidates:
+            sock = stack.enter_context(socket.socket())
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            found.append(port)
+            if len(found) == count:
+                return found
+    raise LocalKafkaError(f"no {count} free ports in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
 
 
 # --------------------------------------------------------------------------- jars

@@ -15,7 +15,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.faust_adapter.kafka_meta import partitions_for
 from streams.settings import Settings
+
+#: How long stopping may take with the broker gone.
+STOP_GRACE_S = 5.0
 
 
 def format_qualified(value: bytes) -> str:
@@ -47,12 +51,11 @@ async def tail(settings: Settings, *, from_beginning: bool, dlq: bool) -> None:
     )
     await consumer.start()
     try:
-        parts = None
+        parts: set[int] = set()
         for _ in range(100):  # the topic may not exist yet on a fresh broker
-            parts = consumer.partitions_for_topic(topic)
+            parts = await partitions_for(consumer, topic)
             if parts:
                 break
-            await consumer._client.force_metadata_update()
             await asyncio.sleep(0.1)
         if not parts:
             print(f"leadstream tail: topic {topic} does not exist", file=sys.stderr)
@@ -70,7 +73,9 @@ async def tail(settings: Settings, *, from_beginning: bool, dlq: bool) -> None:
             else:
                 print(format_qualified(record.value or b""), flush=True)
     finally:
-        await consumer.stop()
+        # Bounded: a stop with the broker gone must not hang the command.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(consumer.stop(), STOP_GRACE_S)
 
 
 def run_tail(settings: Settings, *, from_beginning: bool, dlq: bool) -> int:

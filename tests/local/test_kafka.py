@@ -431,3 +431,24 @@ def test_docstring_examples_hold() -> None:
     result = doctest.testmod(localkafka)
     assert result.attempted >= 5
     assert result.failed == 0
+
+
+def test_free_ports_stay_out_of_the_ephemeral_range() -> None:
+    ports = free_ports(3)
+    assert len(set(ports)) == 3
+    ephemeral = localkafka.ephemeral_ports()
+    assert all(p in localkafka.PORT_RANGE and p not in ephemeral for p in ports)
+    for port in ports:  # free: each can be bound
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_ephemeral_range_defaults_when_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(localkafka, "EPHEMERAL_RANGE_FILE", tmp_path / "missing")
+    assert localkafka.ephemeral_ports() == range(32768, 61000)
+    (tmp_path / "range").write_text("20000\t20999\n")
+    monkeypatch.setattr(localkafka, "EPHEMERAL_RANGE_FILE", tmp_path / "range")
+    assert localkafka.ephemeral_ports() == range(20000, 21000)
+    assert all(not 20000 <= p <= 20999 for p in free_ports(5))
