@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck format bench install compiled clean
+.PHONY: help run test lint typecheck format bench chaos install compiled clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ format: $(STAMP) ## ruff format + autofix
 
 bench: $(STAMP) ## throughput/latency/memory/recovery benchmark against the local broker
 	$(BIN)/python -m bench.run
+
+chaos: $(STAMP) ## kill -9 a worker under live load + a broker restart; counts what went wrong
+	$(BIN)/python -m bench.chaos
 
 compiled: $(STAMP) ## compile scoring/ with mypyc in place (needs a C compiler; `make clean` undoes)
 	$(BIN)/python deploy/compile_scoring.py

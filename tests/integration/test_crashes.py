@@ -5,19 +5,18 @@ consumer keeps by the documented rule (highest ``sequence`` per lead) are the sa
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
+from streams.local import verify
 from streams.local.workload import generate_events
 from streams.topics import ensure_topics
-from tests.integration.harness import TopicReader, Topics, Worker, free_port, poll
+from tests.integration.harness import Topics, Worker, free_port, poll
 
 #: Hot leads: ~1,000 events each, far past the 256 event ids a state keeps for dedup,
 #: so a record applied twice would show in ``events_seen``.
@@ -44,70 +43,23 @@ async def _produce(bootstrap: str, topics: Topics, events: list[tuple[str, str, 
         await producer.stop()
 
 
-async def _progress(bootstrap: str, topics: Topics) -> tuple[int, int]:
-    """(committed, end) offsets summed over the input partitions of the worker's group."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(f"{topics.prefix}-app")
-    finally:
-        await admin.close()
-    inputs = {getattr(topics, role) for role in KIND_ROLE.values()}
-    done = sum(m.offset for tp, m in committed.items() if tp.topic in inputs and m.offset > 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in inputs for p in range(PARTITIONS)]
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
-    return done, sum(ends.values())
-
-
 def progress(bootstrap: str, topics: Topics) -> tuple[int, int]:
-    return asyncio.run(_progress(bootstrap, topics))
+    inputs = [getattr(topics, role) for role in KIND_ROLE.values()]
+    result: tuple[int, int] = verify.run(
+        verify.group_progress(bootstrap, f"{topics.prefix}-app", inputs, PARTITIONS)
+    )
+    return result
 
 
-def stored_states(bootstrap: str, topics: Topics) -> dict[str, dict[str, Any]]:
-    """Each lead's last state on the table's changelog, its positions' topic names
-    made neutral (the two runs use different topics)."""
-    changelog = TopicReader(bootstrap, f"{topics.prefix}-app-leads-changelog")
-    out: dict[str, dict[str, Any]] = {}
-    for record in changelog.records():
-        state = orjson.loads(record.value)
-        state["applied"] = {
-            k.replace(topics.prefix, "<run>"): v for k, v in state["applied"].items()
-        }
-        out[record.key.decode()] = state
-    return out
+def stored_states(bootstrap: str, topics: Topics) -> dict[str, Any]:
+    changelog = f"{topics.prefix}-app-leads-changelog"
+    result: dict[str, Any] = verify.run(verify.last_states(bootstrap, changelog, topics.prefix))
+    return result
 
 
-def assert_same(got: Any, expected: Any, where: str) -> None:
-    """Equal, floats to 1e-6 (sums of decayed points may round differently)."""
-    if isinstance(expected, float) and isinstance(got, float):
-        assert math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-6), (where, got, expected)
-    elif isinstance(expected, dict) and isinstance(got, dict):
-        assert got.keys() == expected.keys(), where
-        for key in expected:
-            assert_same(got[key], expected[key], f"{where}.{key}")
-    elif isinstance(expected, list) and isinstance(got, list):
-        assert len(got) == len(expected), (where, len(got), len(expected))
-        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            assert_same(g, e, f"{where}[{i}]")
-    else:
-        assert got == expected, (where, got, expected)
-
-
-def kept_changes(bootstrap: str, topics: Topics) -> dict[str, list[tuple[Any, ...]]]:
-    """Per lead, the stage changes a consumer keeps: ignore a sequence not above the last."""
-    kept: dict[str, list[tuple[Any, ...]]] = {}
-    for change in TopicReader(bootstrap, topics.qualified).values():
-        mine = kept.setdefault(change["lead_id"], [])
-        if not mine or change["sequence"] > mine[-1][0]:
-            mine.append(
-                (change["sequence"], change["event_id"], change["to_stage"], change["changed_at"])
-            )
-    return kept
+def stage_changes(bootstrap: str, topics: Topics) -> list[dict[str, Any]]:
+    records = verify.run(verify.read_topic(bootstrap, topics.qualified))
+    return [orjson.loads(r.value) for r in records]
 
 
 def records_read(worker: Worker) -> int:
@@ -192,5 +144,11 @@ def test_kill_9_during_a_backlog_changes_no_lead(kafka_bootstrap: str, tmp_path:
     assert len(expected) == N_LEADS
     assert sum(s["events_seen"] for s in expected.values()) > 0.9 * N_EVENTS
     for lead, state in expected.items():
-        assert_same(got[lead], state, lead)
-    assert kept_changes(kafka_bootstrap, crashing) == kept_changes(kafka_bootstrap, reference)
+        assert not verify.differences(got[lead], state, lead)
+    result = verify.compare(
+        expected,
+        got,
+        stage_changes(kafka_bootstrap, reference),
+        stage_changes(kafka_bootstrap, crashing),
+    )
+    assert result.clean and result.consistent, result
