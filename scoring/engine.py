@@ -102,7 +102,7 @@ class Transition(TypedDict):
     from_stage: str
     to_stage: str
     direction: Literal["up", "down"]
-    cause: Literal["event", "profile", "decay", "disqualifier"]
+    cause: Literal["event", "profile", "decay", "disqualifier", "model_change"]
     trigger_event_id: str | None
     changed_at: float
     score: float
@@ -171,12 +171,17 @@ def _transition(
     model: ScoringModel,
     old: str,
     new: str,
-    cause: Literal["event", "profile", "decay", "disqualifier"],
+    cause: Literal["event", "profile", "decay", "disqualifier", "model_change"],
     trigger: str | None,
     at: float,
     score: float,
+    *,
+    key: str | None = None,
 ) -> Transition:
-    key = trigger if trigger is not None else str(round(at * 1000))
+    """The stage change; its id is deterministic in the lead, the stages, the cause
+    and ``key`` (default: the trigger, or the time in ms)."""
+    if key is None:
+        key = trigger if trigger is not None else str(round(at * 1000))
     tid = str(uuid.uuid5(TRANSITION_NAMESPACE, f"{state.lead_id}|{old}|{new}|{cause}|{key}"))
     up = _stage_rank(model, new) > _stage_rank(model, old)
     state.changes += 1
@@ -240,12 +245,14 @@ def _advance_to(
 
 def _init(state: LeadState, model: ScoringModel) -> None:
     state.stage = model.stages[0].name
+    state.model = model.fingerprint
     state.nc_valid = False
     state.b_valid = False
 
 
 def _add(state: LeadState, rule: Rule, points: float, t: float) -> None:
     _accumulate(state.rules, rule.id, points, t, rule.rate)
+    state.rule_points[rule.id] = rule.points
     _accumulate(state.categories, rule.category, points, t, rule.rate)
 
 

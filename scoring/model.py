@@ -169,6 +169,7 @@ class ScoringModel:
         "dispatch",
         "disqualifier_by_id",
         "disqualifiers",
+        "fingerprint",
         "fit_rules",
         "forced_stages",
         "grade_bounds",
@@ -178,6 +179,7 @@ class ScoringModel:
         "max_rate",
         "rates",
         "reasons_top_n",
+        "renamed_stages",
         "rule_by_id",
         "rules",
         "rules_by_source",
@@ -189,6 +191,11 @@ class ScoringModel:
 
     id: str
     version: str
+    #: Content hash of the model (its TOML data): states record the one they were
+    #: scored under, and are migrated when it changes (``scoring.migrate``).
+    fingerprint: str
+    #: Old stage name -> the stage that took it over (``renamed_from`` in the TOML).
+    renamed_stages: dict[str, str]
     description: str
     source_name: str
     max_lateness: float

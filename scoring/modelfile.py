@@ -23,6 +23,8 @@ m.toml: 2 problems in the scoring model:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import tomllib
 from collections.abc import Mapping
@@ -97,6 +99,17 @@ def load_default_model() -> ScoringModel:
     """The model bundled with leadstream (``scoring/default_model.toml``)."""
     text = resources.files("scoring").joinpath("default_model.toml").read_text("utf-8")
     return load_model_text(text, "default_model.toml")
+
+
+def fingerprint(data: dict[str, Any]) -> str:
+    """A short content hash of a model's parsed TOML: equal data, equal fingerprint,
+    whatever the formatting, comments or key order of the file.
+
+    >>> fingerprint({"id": "m", "version": 1}) == fingerprint({"version": 1, "id": "m"})
+    True
+    """
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def load_model_text(text: str, source_name: str = "<model>") -> ScoringModel:
@@ -222,6 +235,7 @@ class _Builder:
         )
         m = ScoringModel()
         m.source_name = self.source_name
+        m.fingerprint = fingerprint(data)
         m.id = self.string(data, "id", "", None)
         version = data.get("version")
         if isinstance(version, int | str) and not isinstance(version, bool) and str(version):
@@ -380,14 +394,26 @@ class _Builder:
     def stages(self, m: ScoringModel, stages: list[dict[str, Any]]) -> None:
         out: list[Stage] = []
         names: dict[str, str] = {}
+        renamed: dict[str, str] = {}
         if not stages:
             self.err("stages: missing (an array of tables [[stages]], lowest first)")
         prev_entry = -math.inf
         for i, s in enumerate(stages):
             loc = f"stages[{i}]"
-            self.keys(s, loc, ("name", "description", "entry", "exit"))
+            self.keys(s, loc, ("name", "description", "entry", "exit", "renamed_from"))
             name = self.string(s, "name", loc, None)
             self.unique(names, name, f"{loc}.name", "stage")
+            olds = s.get("renamed_from", [])
+            if not isinstance(olds, list):
+                self.err(f"{loc}.renamed_from: must be an array of stage names")
+                olds = []
+            for old in olds:
+                if not isinstance(old, str) or not old:
+                    self.err(f"{loc}.renamed_from: {old!r} is not a stage name")
+                elif old in renamed:
+                    self.err(f"{loc}.renamed_from: {old!r} is claimed by two stages")
+                else:
+                    renamed[old] = name
             description = self.string(s, "description", loc, name or "?")
             if i == 0:
                 for key in ("entry", "exit"):
@@ -436,6 +462,10 @@ class _Builder:
             )
         m.stages = tuple(out)
         m.stage_index = {s.name: s.index for s in out}
+        for old in renamed:
+            if old in m.stage_index:
+                self.err(f"stages: {old!r} is both a stage and renamed_from of another")
+        m.renamed_stages = renamed
 
     def forced(self, m: ScoringModel, forced: object) -> None:
         if not isinstance(forced, list) or not all(isinstance(f, str) and f for f in forced):

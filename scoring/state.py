@@ -17,8 +17,9 @@ from typing import Any
 
 __all__ = ["SCHEMA_VERSION", "LeadState", "cap_pairs"]
 
-#: 3: ``applied`` (the highest input position applied, per source) and ``changes``
-#: (stage changes so far, the per-lead sequence number of the last one). 2: a cap
+#: 3: ``applied`` (the highest input position applied, per source), ``changes``
+#: (stage changes so far, the per-lead sequence number of the last one), ``model``
+#: (the fingerprint of the model it was scored under) and ``rule_points``. 2: a cap
 #: window is one flat list ``[t0, id0, t1, id1, ...]`` (1: a list of ``[t, id]``
 #: pairs). Versions 1 and 2 are still read (with nothing applied and no changes).
 SCHEMA_VERSION = 3
@@ -56,11 +57,13 @@ class LeadState:
         "grade",
         "late_dropped",
         "lead_id",
+        "model",
         "nc_up",
         "nc_valid",
         "next_change",
         "profile",
         "profile_times",
+        "rule_points",
         "rules",
         "seen",
         "seen_heap",
@@ -98,6 +101,11 @@ class LeadState:
     applied: dict[str, int]
     #: Stage changes so far: the last one's per-lead sequence number.
     changes: int
+    #: Fingerprint of the model the state was scored under ("": before states
+    #: recorded it), and the points each rule in ``rules`` had then: what
+    #: ``scoring.migrate`` needs to carry the state over to another model.
+    model: str
+    rule_points: dict[str, float]
     next_change: float | None
     nc_up: bool
     nc_valid: bool
@@ -135,6 +143,8 @@ class LeadState:
         self.caps = {}
         self.applied = {}
         self.changes = 0
+        self.model = ""
+        self.rule_points = {}
         self.next_change = None
         self.nc_up = False
         self.nc_valid = False
@@ -178,6 +188,8 @@ class LeadState:
         s.caps = {rid: dict(wins) for rid, wins in self.caps.items()}
         s.applied = dict(self.applied)
         s.changes = self.changes
+        s.model = self.model
+        s.rule_points = dict(self.rule_points)
         s.nc_valid = self.nc_valid
         s.next_change = self.next_change
         s.nc_up = self.nc_up
@@ -199,6 +211,7 @@ class LeadState:
             rid: {str(w): list(flat) for w, flat in wins.items()} for rid, wins in self.caps.items()
         }
         d["applied"] = dict(self.applied)
+        d["rule_points"] = dict(self.rule_points)
         return d
 
     def to_dict_view(self) -> dict[str, Any]:
@@ -227,6 +240,8 @@ class LeadState:
             "disqualifier": self.disqualifier,
             "seen": self.seen_heap,
             "caps": self.caps,
+            "model": self.model,
+            "rule_points": self.rule_points,
             "applied": self.applied,
             "changes": self.changes,
             # Last, in this order: streams.core.statecodec reads them off the end.
@@ -272,6 +287,8 @@ class LeadState:
             }
         s.applied = dict(d.get("applied", {}))
         s.changes = d.get("changes", 0)
+        s.model = d.get("model", "")
+        s.rule_points = dict(d.get("rule_points", {}))
         s.nc_valid = d["next_change_valid"]
         s.next_change = d["next_change"]
         s.nc_up = d["next_change_up"]

@@ -34,6 +34,7 @@ class Metrics:
     state_writes: Counter
     flush_duration: Histogram
     discarded: Counter
+    migrated: Counter
     gc_pause: Histogram
     consumer_lag: Gauge
     leads: Gauge
@@ -113,6 +114,12 @@ class Metrics:
                 "Events scored but not acked because a rebalance came before their "
                 "window was written (the write at the revoke failed or overran); the "
                 "partition's owner reads them again.",
+                registry=reg,
+            ),
+            migrated=Counter(
+                "leadstream_states_migrated",
+                "Lead states carried over to the scoring model in use (scored under "
+                "another one), as they were first read.",
                 registry=reg,
             ),
             gc_pause=Histogram(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from scoring import LeadState, ScoringModel, next_change_at, next_change_by
+from scoring.migrate import migrate
 from streams.core.partitioning import Partitioner
 from streams.core.pipeline import (
     KIND_HEADER,
@@ -467,12 +468,18 @@ class ScoringLoop:
         return sent
 
     def lead_state(self, lead_id: str, stored: Callable[[str], bytes | None]) -> LeadState | None:
-        """The newest state of ``lead_id``: cached, else ``stored(lead_id)`` decoded."""
+        """The newest state of ``lead_id``: cached, else ``stored(lead_id)`` decoded
+        (and, if scored under another model, migrated for reading; nothing is sent
+        or written: the lead's next record or tick does that)."""
         state = self.cache.get(lead_id)
         if state is not None:
             return state
         raw = stored(lead_id)
-        return None if raw is None else decode_state(raw)
+        if raw is None:
+            return None
+        state = decode_state(raw)
+        migrate(state, self.model, self._clock())
+        return state
 
 
 def _header(headers: Any, name: str) -> str | None:

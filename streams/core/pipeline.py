@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from scoring import LeadState, ScoringModel, advance, apply
+from scoring.migrate import migrate
 from streams.core import contract
 from streams.core.partitioning import Partitioner
 from streams.metrics import Metrics
@@ -157,7 +158,7 @@ class Pipeline:
             return
         touched = batch.out.touched
         entry = touched.get(lead_id)
-        state = entry[0] if entry else batch.load(lead_id, index)
+        state = entry[0] if entry else self._loaded(batch, lead_id, index, msg.partition)
         if state is None:
             return
         source, position = msg.origin
@@ -204,7 +205,7 @@ class Pipeline:
         if entry is not None:
             state = entry[0]
         else:
-            loaded = batch.load(lead_id, index)
+            loaded = self._loaded(batch, lead_id, index, msg.partition)
             state = loaded if loaded is not None else LeadState(lead_id)
         source, position = msg.origin
         applied = state.applied
@@ -232,6 +233,21 @@ class Pipeline:
             batch.lags.append(batch.now - event["time"])
         touched[lead_id] = (state, msg.partition, index)
         _bump(batch.counts, (msg.topic, outcome))
+
+    def _loaded(
+        self, batch: _BatchRun, lead_id: str, index: int, partition: int
+    ) -> LeadState | None:
+        """The lead's stored state, carried over to this model first if it was scored
+        under another (a model edit): what that changes is published at once, and
+        the migrated state is written even if the record turns out a replay."""
+        state = batch.load(lead_id, index)
+        if state is not None and state.model != self.model.fingerprint:
+            transitions = migrate(state, self.model, batch.now)
+            self.metrics.migrated.inc()
+            if transitions:
+                self._emit(batch.out, transitions, batch.now)
+            batch.out.touched[lead_id] = (state, partition, index)
+        return state
 
     def _reject(self, batch: _BatchRun, msg: Message, reason: str, detail: str) -> None:
         """Send ``msg`` to the dead-letter topic with ``reason`` (truncated if too large)."""

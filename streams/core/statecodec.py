@@ -12,6 +12,8 @@ The contract (tested in ``tests/core/test_statecodec.py``):
   with the key order of ``to_dict`` (``"v"`` first: the state's schema version,
   :data:`scoring.state.SCHEMA_VERSION`); ``decode_state`` reads every version
   ``LeadState.from_dict`` reads;
+- ``"model"`` holds the fingerprint of the model the state was scored under; a state
+  of another model is migrated (``scoring.migrate``) before it is read;
 - the object **ends** with exactly ``"next_change":<number|null>,"next_change_up":
   <bool>,"next_change_valid":<bool>}``: the next stage change by decay alone, cached
   when the state was written. :func:`due_from_raw` reads it off the last bytes, so
@@ -97,8 +99,19 @@ def due_from_raw(raw: bytes) -> float | Literal[_NotCached.NOT_CACHED] | None:
     return None if token == b"null" else float(token)
 
 
+#: What :func:`next_change_from_raw` answers for a state of another model: due at once,
+#: so a tick reads it, migrates it and publishes what the model change changed.
+DUE_NOW = 0.0
+
+
 def next_change_from_raw(raw: bytes, model: ScoringModel) -> float | None:
-    """``next_change_at(decode_state(raw), model)``, decoding only when not cached."""
+    """``next_change_at(decode_state(raw), model)``, decoding only when not cached.
+
+    A state scored under another model (its ``"model"`` is not this one's
+    fingerprint) is :data:`DUE_NOW`: its cached time is the old model's.
+    """
+    if b'"model":"%s"' % model.fingerprint.encode() not in raw:
+        return DUE_NOW
     due = due_from_raw(raw)
     if due is NOT_CACHED:
         return next_change_at(decode_state(raw), model)

@@ -377,3 +377,32 @@ async def test_any_number_of_crashes_leaves_the_states_of_an_uninterrupted_run(
         await h.loop.write_windows("the end")
         assert states(h.store) == expected, crash_points
     assert crashed_after_acks > 10  # most crashes came after some windows were acked
+
+
+async def test_an_edited_model_migrates_stored_leads_and_publishes_each_change_once() -> None:
+    h = Harness()
+    h.put(h.web("lead-1", "/pricing"), h.web("lead-2", "/blog"))  # 30: warm; 5: cold
+    await h.step()
+    await h.write_window()
+    # The rollout: warm now takes 45 to enter and 40 to stay.
+    text = FAST_MODEL.read_text()
+    warm = "entry = { score = 20 }\nexit = { score = 10 }"
+    assert warm in text
+    edited = load_model_text(text.replace(warm, "entry = { score = 45 }\nexit = { score = 40 }"))
+    h2 = Harness(store=h.store, source=h.source, model=edited)
+    h2.wall.t = h.wall.t
+    assert h2.loop.recovered({0, 1}, h.store.items()) == 2
+    assert await h2.loop.fire_decay_ticks() == 2  # both due at once: another model
+    for tick in h2.sender.to(h2.loop.topics.ticks):
+        assert tick.partition is not None
+        h2.source.queue.put_nowait(
+            h2.source.batch(tick.topic, tick.partition, [(tick.key, tick.value)])
+        )
+    await h2.step()
+    assert h2.stages() == [("warm", "cold", "model_change")]
+    await h2.write_window()
+    assert h2.stored("lead-1").model == edited.fingerprint
+    assert h2.stored("lead-2").model == edited.fingerprint
+    h3 = Harness(store=h2.store, source=h2.source, model=edited)
+    h3.loop.recovered({0, 1}, h2.store.items())
+    assert await h3.loop.fire_decay_ticks() == 0  # migrated once: nothing more

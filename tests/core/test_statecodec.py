@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from scoring import LeadState, ScoringModel, advance, apply, load_default_model, next_change_at
 from streams.core.statecodec import (
+    DUE_NOW,
     NOT_CACHED,
     decode_state,
     due_from_raw,
@@ -112,6 +113,7 @@ def test_due_from_raw_reads_every_float_exactly(due: float, up: bool) -> None:
 
 def test_non_finite_due_reads_as_the_decoder_does() -> None:
     state = LeadState("L")
+    state.model = SMALL.fingerprint
     state.next_change, state.nc_valid = math.inf, True
     raw = encode_state(state)  # orjson writes null for inf
     assert due_from_raw(raw) is None
@@ -177,3 +179,13 @@ def test_a_reordered_tail_is_not_read_as_cached() -> None:
     tail = {k: d.pop(k) for k in ("next_change_valid", "next_change_up", "next_change")}
     assert due_from_raw(orjson.dumps({**d, **tail})) is NOT_CACHED
     assert decode_state(orjson.dumps({**d, **tail})).to_dict() == state.to_dict()
+
+
+def test_a_state_of_another_model_is_due_at_once() -> None:
+    """Its cached next change is the old model's: a tick must migrate it first."""
+    state = realistic_states(1)[0]
+    assert state.model == DEFAULT.fingerprint
+    next_change_at(state, DEFAULT)
+    assert next_change_from_raw(encode_state(state), DEFAULT) == next_change_at(state, DEFAULT)
+    state.model = "0123456789abcdef"
+    assert next_change_from_raw(encode_state(state), DEFAULT) == DUE_NOW

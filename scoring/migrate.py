@@ -1,0 +1,123 @@
+"""Carrying a lead's state over to an edited scoring model.
+
+Every state records the fingerprint of the model it was scored under
+(``LeadState.model``) and the points each of its rules had then
+(``LeadState.rule_points``). :func:`migrate` brings a state scored under another
+model to ``model`` before anything reads it:
+
+- **Rules.** A rule's accumulated contribution is a decayed sum of its points, so it
+  is linear in them: a rule whose points changed is rescaled by new / old, exactly.
+  A rule the model no longer has is dropped (with its cap windows); a new rule starts
+  from nothing: events scored before it existed are not replayed. Category sums (the
+  breakdown) are rebuilt from the rules.
+- **Profile.** Fit score, grade, BANT and the disqualifier are recomputed from the
+  stored profile: exact.
+- **Stage.** Re-evaluated at ``now`` under the new thresholds, from the lead's stage
+  (or the stage that took its name over: ``renamed_from``), with the model's
+  hysteresis; a stage the model no longer knows is evaluated from the bottom. A
+  change is a transition with cause ``model_change`` and an id deterministic in the
+  lead, the stages and the model's fingerprint: re-done after a crash, it is the
+  same message.
+- **Not exact, and how it is handled:** a changed half-life applies from each
+  accumulator's anchor (the lead's latest event) on: what decayed before stays
+  decayed at the old rate. A changed cap applies to events from now on; events
+  already counted stay counted. A rule whose old points were 0 cannot be rescaled
+  and stays 0 until its next event. A state from before states recorded their model
+  (``model`` "") is taken as scored under ``model``.
+
+Pure: no I/O, ``now`` is an argument. Never raises for a state the engine wrote.
+Example: ``tests/scoring/test_migrate.py`` scores events under one model, migrates
+to another and compares with the same events scored under the second.
+"""
+
+from __future__ import annotations
+
+from scoring.engine import Transition, _accumulate, _recompute_profile, _transition, score_at
+from scoring.model import GRADE_RANK, Rule, ScoringModel
+from scoring.nextchange import refresh_thresholds
+from scoring.stages import evaluate_from_bottom, evaluate_index
+from scoring.state import LeadState
+
+__all__ = ["migrate", "needs_migration"]
+
+
+def needs_migration(state: LeadState, model: ScoringModel) -> bool:
+    return state.model != model.fingerprint
+
+
+def migrate(state: LeadState, model: ScoringModel, now: float) -> list[Transition]:
+    """Bring ``state`` (mutated) to ``model``; the stage change it causes, if any."""
+    if state.model == model.fingerprint:
+        return []
+    if not state.model:
+        # Scored before states recorded their model: nothing to compare with.
+        state.model = model.fingerprint
+        for rid in state.rules:
+            rule = model.rule_by_id.get(rid)
+            if isinstance(rule, Rule):
+                state.rule_points.setdefault(rid, rule.points)
+        return []
+    _migrate_rules(state, model)
+    if state.profile:  # as the engine: fit and grade are computed once there is one
+        _recompute_profile(state, model)
+    state.model = model.fingerprint
+    state.nc_valid = False
+    state.b_valid = False
+    if not state.stage:
+        return []  # never scored: nothing to re-evaluate
+    return _migrate_stage(state, model, max(now, state._clock))
+
+
+def _migrate_rules(state: LeadState, model: ScoringModel) -> None:
+    rules = state.rules
+    for rid in list(rules):
+        rule = model.rule_by_id.get(rid)
+        if not isinstance(rule, Rule):  # removed (or now a fit rule's id)
+            del rules[rid]
+            state.rule_points.pop(rid, None)
+            continue
+        old = state.rule_points.get(rid, rule.points)
+        if old != rule.points and old != 0.0:
+            rules[rid][0] *= rule.points / old
+        state.rule_points[rid] = rule.points
+    for rid in [r for r in state.rule_points if r not in rules]:
+        del state.rule_points[rid]
+    for rid in list(state.caps):
+        rule = model.rule_by_id.get(rid)
+        if not isinstance(rule, Rule) or not rule.cap_count:
+            del state.caps[rid]
+    # A category's sum is the sum of its rules' (each added at its own anchor).
+    categories: dict[str, list[float]] = {}
+    for rid, (value, anchor) in rules.items():
+        rule = model.rule_by_id[rid]
+        assert isinstance(rule, Rule)
+        _accumulate(categories, rule.category, value, anchor, rule.rate)
+    state.categories = categories
+
+
+def _migrate_stage(state: LeadState, model: ScoringModel, at: float) -> list[Transition]:
+    old = state.stage
+    current = model.renamed_stages.get(old, old)
+    score = score_at(state, model, at)
+    if state.disqualifier is not None:
+        new = model.disqualifier_by_id[state.disqualifier].stage
+    elif current in model.forced_stages and current not in model.stage_index:
+        new = current
+    else:
+        stages = model.stages
+        grade = GRADE_RANK[state.grade]
+        idx = model.stage_index.get(current)
+        if idx is None:  # a stage the model no longer knows: from the bottom
+            new = stages[evaluate_from_bottom(stages, score, grade, state.bant_count)].name
+        else:
+            new = stages[evaluate_index(stages, idx, score, grade, state.bant_count)].name
+    if new == current:
+        # Unchanged, or only renamed: the lead keeps its place under the new name,
+        # and downstream sees that name with the lead's next change.
+        state.stage = new
+        refresh_thresholds(state, model)
+        return []
+    state.stage = new
+    refresh_thresholds(state, model)
+    key = f"model:{model.fingerprint}"
+    return [_transition(state, model, old, new, "model_change", None, at, score, key=key)]
