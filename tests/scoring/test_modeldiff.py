@@ -1,0 +1,43 @@
+"""scoring.modeldiff: what a model owner is told an edit changes."""
+
+from __future__ import annotations
+
+import tomllib
+
+from scoring.modeldiff import diff_models
+
+from .models import TEST_MODEL
+
+
+def edit(old: str, new: str) -> list[str]:
+    assert old in TEST_MODEL
+    return diff_models(tomllib.loads(TEST_MODEL), tomllib.loads(TEST_MODEL.replace(old, new)))
+
+
+def test_an_unchanged_model_has_no_differences() -> None:
+    assert diff_models(tomllib.loads(TEST_MODEL), tomllib.loads(TEST_MODEL)) == []
+
+
+def test_each_kind_of_edit_is_named_with_what_migration_makes_of_it() -> None:
+    assert edit(
+        'points = 5\nmatch = { path = { glob = "/blog*" } }',
+        'points = 8\nmatch = { path = { glob = "/blog*" } }',
+    ) == ["rule w-blog: points 5 -> 8 (stored leads rescaled exactly)"]
+    assert edit('web = "10s"', 'web = "20s"') == [
+        "decay web: half-life 10s -> 20s (NOT exact: applies from each lead's latest event on)"
+    ]
+    assert edit("grades = { A = 30, B = 20, C = 10 }", "grades = { A = 40, B = 20, C = 10 }") == [
+        "grade bands: {'A': 30, 'B': 20, 'C': 10} -> {'A': 40, 'B': 20, 'C': 10} "
+        "(grades recomputed from stored profiles)"
+    ]
+    assert edit('name = "mql"', 'name = "hot"\nrenamed_from = ["mql"]') == [
+        "stage mql renamed to hot (its leads keep their place)"
+    ]
+    assert edit('name = "mql"', 'name = "hot"') == [
+        "stage hot: added",
+        "stage mql: removed (its leads evaluated from the bottom)",
+    ]
+    assert edit('id = "w-blog"', 'id = "w-blog2"') == [
+        "rule w-blog2: added (starts from nothing: past events not replayed)",
+        "rule w-blog: removed (dropped from stored leads)",
+    ]
