@@ -101,3 +101,17 @@ def test_slowest_spans_names_the_worst_half_seconds_in_time_order() -> None:
     assert slowest_spans(trace) == "1.5 s: 15/400 ms, 3.0 s: 15/500 ms, 4.5 s: 15/450 ms"
     assert slowest_spans(trace, n=1) == "3.0 s: 15/500 ms"
     assert slowest_spans([]) == "none"
+
+
+def test_migrate_cost_times_the_migration_against_a_plain_read_and_write(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench import migrate_cost
+
+    assert migrate_cost.main(["--leads", "300"]) == 0
+    out = capsys.readouterr().out
+    plain = float(re.search(r"read and write a lead: +([\d.]+) us", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"read, migrate and write a lead: +([\d.]+) us \(([\d.]+)x\)", out)
+    assert found is not None and plain > 0
+    assert float(found.group(2)) == pytest.approx(float(found.group(1)) / plain, rel=0.02)
+    assert "stage changes caused by the edit" in out
