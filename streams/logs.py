@@ -67,3 +67,34 @@ class _NoisyOnly(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.name.startswith(NOISY_LOGGERS) or self.repeat.filter(record)
+
+
+class BadRequestFilter(logging.Filter):
+    """aiohttp logs every malformed or oversize request at ERROR with a traceback, and
+    the error's text quotes the start of the request line (a URL may hold a lead id or
+    an email address). One plain line per kind instead, without the request's content,
+    folded like Kafka's repeats: a client sending junk cannot flood the log."""
+
+    def __init__(self, interval_s: float = REPEAT_INTERVAL_S) -> None:
+        super().__init__()
+        self.repeat = RepeatFilter(interval_s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        record.msg = f"rejected a malformed HTTP request ({type(exc).__name__})"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return self.repeat.filter(record)
+
+
+def quiet_bad_requests() -> None:
+    """Install :class:`BadRequestFilter` on aiohttp's server logger (once)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequestFilter) for f in logger.filters):
+        logger.addFilter(BadRequestFilter())

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 #: Faust's ``-l`` accepts these names only (not ``warning``).
 LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+#: Shortest API token accepted: a guessable one is no protection.
+MIN_TOKEN_CHARS = 16
 #: The worker's event loop: uvloop, or Python's own.
 EVENT_LOOPS = ("uvloop", "asyncio")
 
@@ -99,6 +101,14 @@ class Settings(FromEnv):
     data_dir: str = field(default="var/leadstream", metadata={"env": "LEADSTREAM_DATA_DIR"})
     web_host: str = field(default="127.0.0.1", metadata={"env": "LEADSTREAM_WEB_HOST"})
     web_port: int = field(default=6066, metadata={"env": "LEADSTREAM_WEB_PORT"})
+    #: Bearer token the HTTP API requires on /leads/... (and /metrics, see below);
+    #: empty: no token. Never logged. Or from a file (a Kubernetes secret): set one.
+    api_token: str = field(default="", repr=False, metadata={"env": "LEADSTREAM_API_TOKEN"})
+    api_token_file: str = field(default="", metadata={"env": "LEADSTREAM_API_TOKEN_FILE"})
+    #: Whether /metrics needs the token too (Prometheus then sends it).
+    metrics_require_token: bool = field(
+        default=False, metadata={"env": "LEADSTREAM_METRICS_REQUIRE_TOKEN"}
+    )
     log_level: str = field(default="info", metadata={"env": "LEADSTREAM_LOG_LEVEL"})
     #: Path to a scoring model TOML file; empty means the bundled default model.
     model_path: str = field(default="", metadata={"env": "LEADSTREAM_MODEL"})
@@ -210,6 +220,25 @@ class Settings(FromEnv):
             raise SettingsError(f"{ENV_VARS['batch_linger_s']} must be >= 0")
         if self.model_path and not Path(self.model_path).is_file():
             raise SettingsError(f"LEADSTREAM_MODEL={self.model_path!r}: no such file")
+        if self.api_token and self.api_token_file:
+            raise SettingsError("set LEADSTREAM_API_TOKEN or LEADSTREAM_API_TOKEN_FILE, not both")
+        token = self.http_token  # reads the file: a missing one fails here, at start
+        if token is not None and len(token) < MIN_TOKEN_CHARS:
+            raise SettingsError(f"the API token is shorter than {MIN_TOKEN_CHARS} characters")
+        if self.metrics_require_token and token is None:
+            raise SettingsError("LEADSTREAM_METRICS_REQUIRE_TOKEN needs an API token")
+
+    @property
+    def http_token(self) -> str | None:
+        """The API token (from the variable or the file), or None: the API is open."""
+        if self.api_token_file:
+            try:
+                return Path(self.api_token_file).read_text().strip() or None
+            except OSError as exc:
+                raise SettingsError(
+                    f"LEADSTREAM_API_TOKEN_FILE={self.api_token_file!r}: {exc.strerror}"
+                ) from None
+        return self.api_token or None
 
 
 def _bool(raw: str) -> bool:

@@ -67,3 +67,30 @@ def test_installed_on_the_root_handlers_it_folds_only_kafka_loggers() -> None:
             handler.filters[:] = [f for f in handler.filters if not isinstance(f, _NoisyOnly)]
     names = [r.name for r in collect.records]
     assert names.count("leadstream.test") == 5 and names.count("aiokafka.conn") == 1
+
+
+def test_a_malformed_request_is_one_plain_line_without_its_content() -> None:
+    from aiohttp.http_exceptions import LineTooLong
+
+    from streams.logs import BadRequestFilter
+
+    bad = BadRequestFilter(interval_s=60.0)
+    exc = LineTooLong("GET /leads/jane.doe@example.com" + "x" * 9000, "8190")
+    passed = []
+    for _ in range(50):
+        r = logging.LogRecord(
+            "aiohttp.server",
+            logging.ERROR,
+            __file__,
+            1,
+            "Error handling request from %s",
+            ("127.0.0.1",),
+            (LineTooLong, exc, None),
+        )
+        if bad.filter(r):
+            passed.append(r)
+    [line] = passed
+    assert line.getMessage() == "rejected a malformed HTTP request (LineTooLong)"
+    assert line.exc_info is None and line.levelno == logging.WARNING
+    other = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "boom", (), None)
+    assert bad.filter(other) and other.getMessage() == "boom"

@@ -104,3 +104,26 @@ def test_rocksdb_memory_settings_reach_each_partitions_database(tmp_path: Path) 
         ) == (4 << 20, ROCKSDB_WRITE_BUFFERS, 8 << 20)
     finally:
         close_app_loops(ls.app)
+
+
+def test_the_api_token_comes_from_the_variable_or_a_file_never_both(tmp_path: Path) -> None:
+    token = "s3cret-token-of-enough-length"
+    assert Settings.from_env({"LEADSTREAM_API_TOKEN": token}).http_token == token
+    secret = tmp_path / "token"
+    secret.write_text(token + "\n")
+    assert Settings.from_env({"LEADSTREAM_API_TOKEN_FILE": str(secret)}).http_token == token
+    assert Settings.from_env({}).http_token is None
+    both = {"LEADSTREAM_API_TOKEN": token, "LEADSTREAM_API_TOKEN_FILE": str(secret)}
+    with pytest.raises(SettingsError, match="not both"):
+        Settings.from_env(both)
+    with pytest.raises(SettingsError, match=r"LEADSTREAM_API_TOKEN_FILE=.*No such file"):
+        Settings.from_env({"LEADSTREAM_API_TOKEN_FILE": str(tmp_path / "missing")})
+    with pytest.raises(SettingsError, match="shorter than 16"):
+        Settings.from_env({"LEADSTREAM_API_TOKEN": "short"})
+    with pytest.raises(SettingsError, match="needs an API token"):
+        Settings.from_env({"LEADSTREAM_METRICS_REQUIRE_TOKEN": "true"})
+
+
+def test_the_token_never_shows_in_the_settings_repr() -> None:
+    token = "s3cret-token-of-enough-length"
+    assert token not in repr(Settings.from_env({"LEADSTREAM_API_TOKEN": token}))

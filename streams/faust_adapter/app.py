@@ -167,8 +167,12 @@ def faust_app(settings: Settings) -> App:
         consumer_max_fetch_size=4 * 1024 * 1024,
         producer_max_batch_size=1024 * 1024,
         producer_max_request_size=8 * 1024 * 1024,
-        # /table would list every lead's profile: personal data stays private.
+        # /table would list every lead's profile: personal data stays private;
+        # /router and /stats show the workers' URLs and partitions to anyone.
         web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         broker_session_timeout=settings.session_timeout_s,
         consumer_group_instance_id=settings.group_instance_id or None,
     )

@@ -10,7 +10,7 @@ import time
 import faust
 
 from streams.faust_adapter.app import Leadstream
-from streams.logs import fold_repeats
+from streams.logs import fold_repeats, quiet_bad_requests
 
 log = logging.getLogger("leadstream")
 
@@ -49,6 +49,7 @@ def _worker_with_deadline(faust_worker: type, stop_timeout_s: float) -> type:
             super().on_setup_root_logger(logger, level)
             # mode replaces the root handlers just before: fold Kafka's repeats there.
             fold_repeats()
+            quiet_bad_requests()
 
     return Worker
 

@@ -3,11 +3,16 @@
 Views only translate: the lead view reads the loop's newest state of a lead and
 formats ``scoring.snapshot``; ``/metrics`` returns what prometheus_client renders.
 ``/leads/{lead_id}`` is answered by the worker owning the lead's partition; any
-other worker forwards the request there (Faust's table_route).
+other worker forwards the request there (Faust's table_route, headers included).
+
+With an API token (``LEADSTREAM_API_TOKEN`` or ``_FILE``), ``/leads/...`` (and
+``/metrics`` if ``LEADSTREAM_METRICS_REQUIRE_TOKEN``) answer 401 without
+``Authorization: Bearer <token>``; ``/health`` and ``/ready`` stay open for probes.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +28,29 @@ if TYPE_CHECKING:
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
+class BearerToken:
+    """Checks ``Authorization: Bearer <token>`` in constant time; None: no token set."""
+
+    def __init__(self, token: str | None) -> None:
+        self._expected = f"Bearer {token}".encode() if token else None
+
+    @property
+    def required(self) -> bool:
+        return self._expected is not None
+
+    def allows(self, request: Any) -> bool:
+        if self._expected is None:
+            return True
+        given = request.headers.get("Authorization", "").encode()
+        return hmac.compare_digest(given, self._expected)
+
+
+def unauthorized(web: Any) -> Any:
+    response = web.json({"error": "missing or wrong bearer token"}, status=401)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="leadstream"'
+    return response
+
+
 def lead_view_body(ls: Leadstream, lead_id: str, now: float) -> dict[str, Any] | None:
     state = ls.loop.lead_state(lead_id, ls.table.get)
     if state is None:
@@ -36,14 +64,25 @@ def lead_view_body(ls: Leadstream, lead_id: str, now: float) -> dict[str, Any] |
 
 def register_views(ls: Leadstream) -> None:
     app = ls.app
+    token = BearerToken(ls.settings.http_token)
+    metrics_token = token if ls.settings.metrics_require_token else BearerToken(None)
 
-    @app.page("/leads/{lead_id}")
-    @app.table_route(table=ls.table, match_info="lead_id")
-    async def lead(web: Any, request: Any, lead_id: str) -> Any:
+    async def lead_body(web: Any, request: Any, lead_id: str) -> Any:
         body = lead_view_body(ls, lead_id, time.time())
         if body is None:
             return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
         return web.json(body)
+
+    # On the lead's owner: this worker's answer; elsewhere, the request forwarded.
+    routed_lead: Any = app.table_route(table=ls.table, match_info="lead_id")(lead_body)
+
+    @app.page("/leads/{lead_id}")
+    async def lead(web: Any, request: Any, lead_id: str) -> Any:
+        # Checked before forwarding: an unauthenticated request learns nothing, not
+        # even which worker owns the lead.
+        if not token.allows(request):
+            return unauthorized(web)
+        return await routed_lead(web, request, lead_id)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
@@ -59,4 +98,6 @@ def register_views(ls: Leadstream) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
+        if not metrics_token.allows(request):
+            return unauthorized(web)
         return web.bytes(generate_latest(ls.metrics.registry), content_type=METRICS_CONTENT_TYPE)
