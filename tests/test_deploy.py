@@ -181,7 +181,18 @@ def test_k8s_uses_current_api_versions(k8s: dict[str, dict[str, Any]]) -> None:
         "ConfigMap": "v1",
         "Service": "v1",
         "StatefulSet": "apps/v1",
+        "NetworkPolicy": "networking.k8s.io/v1",
     }
+
+
+def test_only_workers_and_prometheus_reach_the_web_port(k8s: dict[str, dict[str, Any]]) -> None:
+    policy = k8s["NetworkPolicy"]["spec"]
+    pods = k8s["StatefulSet"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"] == pods
+    [rule] = policy["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [Settings().web_port]
+    sources = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
+    assert pods in sources and {"app.kubernetes.io/name": "prometheus"} in sources
 
 
 def worker_container(k8s: dict[str, dict[str, Any]]) -> dict[str, Any]:
