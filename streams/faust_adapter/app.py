@@ -168,9 +168,9 @@ def faust_app(settings: Settings) -> App:
         producer_max_batch_size=1024 * 1024,
         producer_max_request_size=8 * 1024 * 1024,
         # /table would list every lead's profile: personal data stays private;
-        # /router and /stats show the workers' URLs and partitions to anyone.
+        # /stats and /graph show internals. /router (the workers' URLs and partitions)
+        # stays, behind the API token (streams.http.views): table_route needs it.
         web_tables_enabled=False,
-        web_router_enabled=False,
         web_stats_enabled=False,
         web_graph_enabled=False,
         broker_session_timeout=settings.session_timeout_s,

@@ -15,6 +15,7 @@ minor series.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Iterable
 from importlib import metadata
 from typing import Any
@@ -74,6 +75,7 @@ INIT_ASSIGNED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("aiokafka.consumer.fetcher", "Fetcher", ("_fetch_min_bytes", "_fetch_max_wait_ms")),
     ("aiokafka.consumer.consumer", "AIOKafkaConsumer", ("_client", "_fetch_min_bytes")),
     ("faust.stores.rocksdb", "Store", ("rocksdb_options",)),
+    ("faust.web.drivers.aiohttp", "Web", ("web_app",)),
 )
 
 
@@ -96,7 +98,8 @@ def check_installed() -> None:
         _require(f"{module}.{name}", (a for a in attributes if not hasattr(cls, a)))
     for module, name, attributes in INIT_ASSIGNED:
         source = inspect.getsource(vars(_class(module, name))["__init__"])
-        _require(f"{module}.{name}", (a for a in attributes if f"self.{a} =" not in source))
+        missing = [a for a in attributes if not re.search(rf"self\.{a}\s*(:[^=\n]*)?=", source)]
+        _require(f"{module}.{name}", missing)
 
 
 def check_consumer(consumer: Any) -> None:

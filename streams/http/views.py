@@ -6,8 +6,8 @@ formats ``scoring.snapshot``; ``/metrics`` returns what prometheus_client render
 other worker forwards the request there (Faust's table_route, headers included).
 
 With an API token (``LEADSTREAM_API_TOKEN`` or ``_FILE``), ``/leads/...`` (and
-``/metrics`` if ``LEADSTREAM_METRICS_REQUIRE_TOKEN``) answer 401 without
-``Authorization: Bearer <token>``; ``/health`` and ``/ready`` stay open for probes.
+``/metrics`` if ``LEADSTREAM_METRICS_REQUIRE_TOKEN``, and Faust's ``/router``) answer
+401 without ``Authorization: Bearer <token>``; ``/health`` and ``/ready`` stay open.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web as aiohttp_web
 from prometheus_client import generate_latest
 
 from scoring import snapshot
 from streams.core.contract import format_time
+from streams.faust_adapter.web import add_middleware
 
 if TYPE_CHECKING:
     from streams.faust_adapter.app import Leadstream
@@ -62,10 +64,26 @@ def lead_view_body(ls: Leadstream, lead_id: str, now: float) -> dict[str, Any] |
     return body
 
 
+#: Faust's own views that stay on (lead forwarding needs them): behind the token.
+GUARDED_PREFIXES = ("/router",)
+
+
 def register_views(ls: Leadstream) -> None:
     app = ls.app
     token = BearerToken(ls.settings.http_token)
     metrics_token = token if ls.settings.metrics_require_token else BearerToken(None)
+
+    @aiohttp_web.middleware
+    async def guard_internal_views(request: Any, handler: Any) -> Any:
+        if request.path.startswith(GUARDED_PREFIXES) and not token.allows(request):
+            return aiohttp_web.json_response(
+                {"error": "missing or wrong bearer token"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="leadstream"'},
+            )
+        return await handler(request)
+
+    add_middleware(app, guard_internal_views)
 
     async def lead_body(web: Any, request: Any, lead_id: str) -> Any:
         body = lead_view_body(ls, lead_id, time.time())

@@ -47,8 +47,10 @@ def test_a_token_guards_the_data_and_nothing_leaks(kafka_bootstrap: str, tmp_pat
         assert get(worker, "/leads/someone", token)[0] == 404  # authorized: unknown lead
         assert get(worker, "/metrics")[0] == 401
         assert get(worker, "/metrics", token)[0] == 200
-        for internal in ("/router/", "/table/", "/stats/"):
+        for internal in ("/table/", "/stats/", "/graph/"):
             assert get(worker, internal, token)[0] == 404, internal
+        assert get(worker, "/router/")[0] == 401  # lead forwarding needs it: guarded
+        assert get(worker, "/router/", token)[0] == 200
         # A URL longer than aiohttp's 8 KB line limit, with personal data in it.
         conn = http.client.HTTPConnection("127.0.0.1", worker.web_port, timeout=10)
         conn.request("GET", "/leads/jane.doe@example.com" + "x" * 9000)
