@@ -287,13 +287,40 @@ def right_sized(value: bytes) -> bytes:
     return bytes(memoryview(value))
 
 
+#: Decimals of the points people read (score, breakdown, fit, reasons): decayed sums
+#: are floats like 12.99995988758411, exact only to the rounding of their arithmetic.
+POINT_DECIMALS: Final = 2
+
+
+def readable_points(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` (a transition or a lead snapshot) with its points rounded to
+    :data:`POINT_DECIMALS` and categories at 0.00 left out of the breakdown (a
+    category nothing scored in reads as absent, not as a permanent 0.0).
+
+    >>> readable_points({"score": 12.99995988758411, "breakdown": {"web": 13.0, "profile": 0.0}})
+    {'score': 13.0, 'breakdown': {'web': 13.0}}
+    """
+    out = dict(body)
+    for key in ("score", "fit_score"):
+        if isinstance(out.get(key), float):
+            out[key] = round(out[key], POINT_DECIMALS)
+    if isinstance(out.get("breakdown"), dict):
+        rounded = {k: round(v, POINT_DECIMALS) for k, v in out["breakdown"].items()}
+        out["breakdown"] = {k: v for k, v in rounded.items() if v != 0.0}
+    if isinstance(out.get("reasons"), list):
+        out["reasons"] = [
+            {**r, "points": round(r["points"], POINT_DECIMALS)} for r in out["reasons"]
+        ]
+    return out
+
+
 def encode_transition(transition: Mapping[str, Any], *, emitted_at: float) -> bytes:
     """The ``lead.qualified`` message value (orjson bytes) for one stage change.
 
     ``transition["changed_at"]`` and ``emitted_at`` are epoch seconds; both become
-    RFC 3339 UTC strings with milliseconds.
+    RFC 3339 UTC strings with milliseconds. Points are rounded (:func:`readable_points`).
     """
-    out = {name: transition[name] for name in _TRANSITION_FIELDS}
+    out = readable_points({name: transition[name] for name in _TRANSITION_FIELDS})
     out["changed_at"] = format_time(transition["changed_at"])
     out["emitted_at"] = format_time(emitted_at)
     return orjson.dumps(out)

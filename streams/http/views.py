@@ -20,7 +20,7 @@ from aiohttp import web as aiohttp_web
 from prometheus_client import generate_latest
 
 from scoring import snapshot
-from streams.core.contract import format_time
+from streams.core.contract import format_time, readable_points
 from streams.faust_adapter.web import add_middleware
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def lead_view_body(ls: Leadstream, lead_id: str, now: float) -> dict[str, Any] |
     state = ls.loop.lead_state(lead_id, ls.table.get)
     if state is None:
         return None
-    body = snapshot(state, ls.model, now)
+    body = readable_points(snapshot(state, ls.model, now))
     for key in ("clock", "next_change_at"):
         if isinstance(body.get(key), float):
             body[key] = format_time(body[key])
