@@ -384,11 +384,14 @@ def _settle(
     state: LeadState,
     model: ScoringModel,
     at: float,
-    cause: Literal["event", "profile", "decay", "disqualifier"],
+    cause: Literal["event", "profile", "decay", "disqualifier", "model_change"],
     trigger: str | None,
     profile_changed: bool,
+    *,
+    key: str | None = None,
 ) -> Transition | None:
-    """Evaluate the stage at ``at`` after a change; the transition if it moved."""
+    """Evaluate the stage at ``at`` after a change; the transition if it moved
+    (``key``: see ``_transition``)."""
     old = state.stage
     score = refresh_bound(state, model, at)
     if (
@@ -413,7 +416,7 @@ def _settle(
     state.stage = new
     state.nc_valid = False
     refresh_thresholds(state, model)
-    return _transition(state, model, old, new, cause, trigger, at, score)
+    return _transition(state, model, old, new, cause, trigger, at, score, key=key)
 
 
 def apply(

@@ -12,12 +12,13 @@ model to ``model`` before anything reads it:
   breakdown) are rebuilt from the rules.
 - **Profile.** Fit score, grade, BANT and the disqualifier are recomputed from the
   stored profile: exact.
-- **Stage.** Re-evaluated at ``now`` under the new thresholds, from the lead's stage
-  (or the stage that took its name over: ``renamed_from``), with the model's
-  hysteresis; a stage the model no longer knows is evaluated from the bottom. A
-  change is a transition with cause ``model_change`` and an id deterministic in the
-  lead, the stages and the model's fingerprint: re-done after a crash, it is the
-  same message.
+- **Stage.** Re-evaluated at ``now`` under the new thresholds by the engine's own
+  rules (as after a profile change), from the lead's stage or the stage that took
+  its name over (``renamed_from``), with the model's hysteresis; a stage the model no
+  longer knows is evaluated from the bottom. A change is a transition with cause
+  ``model_change`` and an id deterministic in the lead, the stages and the model's
+  fingerprint: re-done after a crash, it is the same message. A renamed stage's
+  transition names the stage by its new name.
 - **Not exact, and how it is handled:** a changed half-life applies from each
   accumulator's anchor (the lead's latest event) on: what decayed before stays
   decayed at the old rate. A changed cap applies to events from now on; events
@@ -32,17 +33,11 @@ to another and compares with the same events scored under the second.
 
 from __future__ import annotations
 
-from scoring.engine import Transition, _accumulate, _recompute_profile, _transition, score_at
-from scoring.model import GRADE_RANK, Rule, ScoringModel
-from scoring.nextchange import refresh_thresholds
-from scoring.stages import evaluate_from_bottom, evaluate_index
+from scoring.engine import Transition, _accumulate, _recompute_profile, _settle
+from scoring.model import Rule, ScoringModel
 from scoring.state import LeadState
 
-__all__ = ["migrate", "needs_migration"]
-
-
-def needs_migration(state: LeadState, model: ScoringModel) -> bool:
-    return state.model != model.fingerprint
+__all__ = ["migrate"]
 
 
 def migrate(state: LeadState, model: ScoringModel, now: float) -> list[Transition]:
@@ -96,28 +91,10 @@ def _migrate_rules(state: LeadState, model: ScoringModel) -> None:
 
 
 def _migrate_stage(state: LeadState, model: ScoringModel, at: float) -> list[Transition]:
-    old = state.stage
-    current = model.renamed_stages.get(old, old)
-    score = score_at(state, model, at)
-    if state.disqualifier is not None:
-        new = model.disqualifier_by_id[state.disqualifier].stage
-    elif current in model.forced_stages and current not in model.stage_index:
-        new = current
-    else:
-        stages = model.stages
-        grade = GRADE_RANK[state.grade]
-        idx = model.stage_index.get(current)
-        if idx is None:  # a stage the model no longer knows: from the bottom
-            new = stages[evaluate_from_bottom(stages, score, grade, state.bant_count)].name
-        else:
-            new = stages[evaluate_index(stages, idx, score, grade, state.bant_count)].name
-    if new == current:
-        # Unchanged, or only renamed: the lead keeps its place under the new name,
-        # and downstream sees that name with the lead's next change.
-        state.stage = new
-        refresh_thresholds(state, model)
-        return []
-    state.stage = new
-    refresh_thresholds(state, model)
+    # A renamed stage's leads stay in it under its new name; then the engine's own
+    # evaluation, as after a profile change (disqualifiers, forced stages, a stage
+    # the model no longer knows evaluated from the bottom).
+    state.stage = model.renamed_stages.get(state.stage, state.stage)
     key = f"model:{model.fingerprint}"
-    return [_transition(state, model, old, new, "model_change", None, at, score, key=key)]
+    change = _settle(state, model, at, "model_change", None, True, key=key)
+    return [] if change is None else [change]

@@ -135,9 +135,10 @@ class Pipeline:
                 else:
                     self._score(batch, index, msg)
             except Exception as exc:  # a bug, or a model the state does not fit
-                # Never one record taking the worker, or the batch, down with it. The
-                # lead keeps what its state held before this record if it was loaded
-                # for it; a state already changed in this batch keeps those changes.
+                # Never one record taking the worker, or the batch, down with it. A
+                # lead read from the store for this record keeps its stored state; a
+                # state already in memory (cached, or changed earlier in the batch)
+                # keeps what the failed call changed: the engine works in place.
                 log.warning(
                     "leadstream: scoring %s[%d]@%d failed: %s; dead-lettered",
                     msg.topic,

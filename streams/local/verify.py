@@ -7,7 +7,6 @@ highest ``sequence`` per lead wins), and how far a consumer group has committed.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -165,8 +164,3 @@ def compare(
         1 for lead in ref_kept.keys() | got_kept.keys() if ref_kept.get(lead) != got_kept.get(lead)
     )
     return out
-
-
-def run(coro: Any) -> Any:
-    """Run ``coro`` on a private loop (for synchronous callers)."""
-    return asyncio.run(coro)

@@ -45,7 +45,7 @@ async def _produce(bootstrap: str, topics: Topics, events: list[tuple[str, str, 
 
 def progress(bootstrap: str, topics: Topics) -> tuple[int, int]:
     inputs = [getattr(topics, role) for role in KIND_ROLE.values()]
-    result: tuple[int, int] = verify.run(
+    result: tuple[int, int] = asyncio.run(
         verify.group_progress(bootstrap, f"{topics.prefix}-app", inputs, PARTITIONS)
     )
     return result
@@ -53,12 +53,12 @@ def progress(bootstrap: str, topics: Topics) -> tuple[int, int]:
 
 def stored_states(bootstrap: str, topics: Topics) -> dict[str, Any]:
     changelog = f"{topics.prefix}-app-leads-changelog"
-    result: dict[str, Any] = verify.run(verify.last_states(bootstrap, changelog, topics.prefix))
+    result: dict[str, Any] = asyncio.run(verify.last_states(bootstrap, changelog, topics.prefix))
     return result
 
 
 def stage_changes(bootstrap: str, topics: Topics) -> list[dict[str, Any]]:
-    records = verify.run(verify.read_topic(bootstrap, topics.qualified))
+    records = asyncio.run(verify.read_topic(bootstrap, topics.qualified))
     return [orjson.loads(r.value) for r in records]
 
 
@@ -143,12 +143,10 @@ def test_kill_9_during_a_backlog_changes_no_lead(kafka_bootstrap: str, tmp_path:
     got = stored_states(kafka_bootstrap, crashing)
     assert len(expected) == N_LEADS
     assert sum(s["events_seen"] for s in expected.values()) > 0.9 * N_EVENTS
-    for lead, state in expected.items():
-        assert not verify.differences(got[lead], state, lead)
     result = verify.compare(
         expected,
         got,
         stage_changes(kafka_bootstrap, reference),
         stage_changes(kafka_bootstrap, crashing),
     )
-    assert result.clean and result.consistent, result
+    assert result.clean and result.consistent, result  # examples name what differs
