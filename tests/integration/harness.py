@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from streams.local.kafka import free_ports
 from streams.local.launcher import WorkerError, WorkerProcess
+from streams.local.verify import read_topic
 from streams.settings import topic_env, topic_roles
 
 
@@ -173,35 +174,8 @@ class TopicReader:
         self.topic = topic
         self.seen: list[Any] = []
 
-    async def _fetch(self) -> list[Any]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            parts = consumer.partitions_for_topic(self.topic)
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(self.topic) or set()
-            if not parts:
-                return []
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            out: list[Any] = []
-
-            async def behind() -> bool:
-                return any([await consumer.position(tp) < ends[tp] for tp in tps])
-
-            while await behind():
-                batch = await consumer.getmany(*tps, timeout_ms=500)
-                for recs in batch.values():
-                    out.extend(recs)
-            return out
-        finally:
-            await consumer.stop()
-
     def records(self) -> list[Any]:
-        self.seen = asyncio.run(self._fetch())
+        self.seen = asyncio.run(read_topic(self.bootstrap, self.topic))
         return self.seen
 
     def values(self) -> list[Any]:
