@@ -113,7 +113,7 @@ class TimedLoop(ScoringLoop):
         self.phase.scoring_s += time.perf_counter() - started
         return result
 
-    def _encode(self, lead_id: str, state: LeadState, partition: int) -> bytes:
+    def _encode(self, lead_id: str, state: LeadState, partition: int) -> bytes | None:
         started = time.perf_counter()
         raw = super()._encode(lead_id, state, partition)
         self.phase.writing_s += time.perf_counter() - started

@@ -33,8 +33,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from scoring import LeadState, ScoringModel, next_change_at, next_change_by
 from scoring.migrate import migrate
+from streams.core import contract
 from streams.core.partitioning import Partitioner
 from streams.core.pipeline import (
     KIND_HEADER,
@@ -205,6 +208,8 @@ class ScoringLoop:
         )
         self._clock = clock
         self._monotonic = monotonic
+        #: Dead letters for states that could not be encoded, sent with the window.
+        self._unstored: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
         self._lookahead_s = DECAY_LOOKAHEAD_S + 2 * settings.flush_interval_s * (1 + WRITE_PACE)
         # Scoring and writing both windows at a revoke or stop never interleave: the
         # windows are written between two batches, never inside one.
@@ -356,18 +361,69 @@ class ScoringLoop:
 
     # ------------------------------------------------------- the writer's callbacks
 
-    def _encode(self, lead_id: str, state: LeadState, partition: int) -> bytes:
+    def _encode(self, lead_id: str, state: LeadState, partition: int) -> bytes | None:
+        try:
+            value = encode_state(state)
+        except Exception as exc:  # one lead's state, not the window (issue 23)
+            self._unstorable(lead_id, state, partition, exc)
+            return None
         # Rescheduled here, once per lead per window (changes due soon were scheduled
         # as they were scored) -- unless a later batch changed the lead (it is dirty
         # again): this is then the closed window's copy, and the lead's newer state
         # schedules its own.
         if not self.writer.is_dirty(lead_id):
             self.schedule.set(partition, lead_id, next_change_at(state, self.model))
-        return encode_state(state)
+        return value
+
+    def _unstorable(self, lead_id: str, state: LeadState, partition: int, error: Exception) -> None:
+        """A state that cannot be encoded is not written: the lead keeps its last
+        stored state, the rest of the window is written and acked, and the offsets
+        of the events the lead loses go to the dead-letter topic with the window."""
+        log.warning(
+            "leadstream: a lead's state could not be encoded (%s); it keeps its last "
+            "stored state and the events since go to the dead-letter topic",
+            type(error).__name__,
+        )
+        self.cache.pop(lead_id, None)  # the next record reads the stored state
+        stored = self._stored_applied(lead_id, partition)
+        detail = f"lead state not stored: {type(error).__name__}"
+        for source, last in sorted(state.applied.items()):
+            first = stored.get(source, -1) + 1
+            if first > last:
+                continue
+            topic, _, at = source.rpartition(":")
+            headers = contract.dlq_headers(
+                "processing_error",
+                detail,
+                topic=topic,
+                partition=int(at),
+                offset=last,
+                failed_at=self._clock(),
+            )
+            value = orjson.dumps(
+                {"lead_id": lead_id, "source": source, "first_offset": first, "last_offset": last}
+            )
+            self._unstored.append((lead_id.encode(), value, headers))
+            self.metrics.dlq.labels(topic, "processing_error").inc()
+
+    def _stored_applied(self, lead_id: str, partition: int) -> Mapping[str, int]:
+        raw = self.store.get(lead_id.encode(), partition)
+        if raw is None:
+            return {}
+        try:
+            return decode_state(raw).applied
+        except Exception:  # unreadable too: every applied offset is reported
+            return {}
 
     async def _publish(self, writes: list[Write]) -> None:
         try:
-            await self.store.publish(writes)
+            # Dead letters of unstorable states first: the window's ack follows its
+            # publication, so they are delivered before their offsets commit.
+            unstored, self._unstored = self._unstored, []
+            for key, value, headers in unstored:
+                await self.sender.send(self.topics.dlq, key, value, headers)
+            if writes:
+                await self.store.publish(writes)
         except Exception as exc:
             self.sender.fail(exc)
             raise

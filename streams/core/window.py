@@ -77,7 +77,7 @@ class WriteBehind:
     def __init__(
         self,
         *,
-        encode: Callable[[str, LeadState, int], bytes],
+        encode: Callable[[str, LeadState, int], bytes | None],
         put: Callable[[list[Write]], object],
         publish: Callable[[list[Write]], Awaitable[None]],
         ack: Callable[[int, Mapping[Any, int]], None],
@@ -89,8 +89,9 @@ class WriteBehind:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``encode(lead_id, state, partition)`` returns the bytes to store (and may
-        note the state's next decay change); ``put`` stores a slice of writes locally;
-        ``publish`` sends a complete window's writes to the changelog;
+        note the state's next decay change), or None for a state that cannot be
+        stored (left out of the window; the caller deals with it); ``put`` stores a
+        slice of writes locally; ``publish`` sends a complete window's writes to the changelog;
         ``ack(generation, last_offsets)`` acks the window after that, and
         ``written(states, events, seconds from close to ack)`` reports it.
 
@@ -249,7 +250,9 @@ class WriteBehind:
             quota -= n
             for _ in range(n):
                 lead_id, (state, partition) = source.popitem()
-                ready.append((lead_id.encode(), partition, encode(lead_id, state, partition)))
+                value = encode(lead_id, state, partition)
+                if value is not None:
+                    ready.append((lead_id.encode(), partition, value))
             if time.perf_counter() >= deadline:
                 break
         if ready:
@@ -258,6 +261,10 @@ class WriteBehind:
             self._after(self._publish, ready)
         if claimed or dirty:
             return False
+        if not ready:
+            # The encoder may have left something to send with the window (dead
+            # letters for states it could not encode): publication comes before ack.
+            self._after(self._publish, ready)
         self.closed = None
         self._after(self._complete, closed)
         return True

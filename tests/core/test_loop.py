@@ -408,3 +408,40 @@ async def test_an_edited_model_migrates_stored_leads_and_publishes_each_change_o
     h3 = Harness(store=h2.store, source=h2.source, model=edited)
     h3.loop.recovered({0, 1}, h2.store.items())
     assert await h3.loop.fire_decay_ticks() == 0  # migrated once: nothing more
+
+
+async def test_a_state_that_cannot_be_encoded_loses_only_its_lead_and_dead_letters_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import streams.core.loop as loop_module
+
+    real_encode = loop_module.encode_state
+
+    def encode(state: Any) -> bytes:
+        if state.lead_id == "lead-1":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_encode(state)
+
+    h = Harness()
+    h.put(h.web("lead-1", "/blog"), h.web("lead-1", "/pricing"), h.web("lead-2", "/blog"))
+    await h.step()
+    monkeypatch.setattr(loop_module, "encode_state", encode)
+    await h.write_window()
+    assert h.sender.failures == []  # the worker goes on
+    assert h.stored("lead-1") is None and h.stored("lead-2").events_seen == 1
+    assert sum(h.source.acked[tp] + 1 for tp in h.source.acked) == 3  # all acked
+    [dead] = h.sender.to(h.settings.topic_dlq)
+    headers = dict(dead.headers or [])
+    assert headers["leadstream.dlq.reason"] == b"processing_error"
+    assert orjson.loads(dead.value) == {
+        "lead_id": "lead-1",
+        "source": f"{h.settings.topic_web}:{h.partition_of('lead-1')}",
+        "first_offset": 0,
+        "last_offset": 1,
+    }
+    # The lead's next event starts from its last stored state (none), not the lost one.
+    monkeypatch.setattr(loop_module, "encode_state", real_encode)
+    h.put(h.web("lead-1", "/blog"))
+    await h.step()
+    await h.write_window()
+    assert h.stored("lead-1").events_seen == 1
