@@ -8,7 +8,15 @@ A *match* is a table ``field -> condition`` (all must hold) or a list of such ta
 * a table of operators, all of which must hold: ``glob`` (str or list, fnmatch
   style, case-sensitive), ``gte``/``gt``/``lte``/``lt`` (numbers only), ``in``,
   ``not_in``, ``exists`` (bool), ``suffix`` (str or list; domain-aware and
-  case-insensitive: ``"edu"`` matches ``"mit.edu"`` and ``"edu"``, not ``"nedu"``).
+  case-insensitive: ``"edu"`` matches ``"mit.edu"`` and ``"edu"``, not ``"nedu"``),
+  ``iequals`` (str or list: equality ignoring case, surrounding spaces and whether
+  words are joined by spaces, ``_`` or ``-``) and ``contains`` (str or list: a whole
+  word or phrase inside the value, compared the same way: ``"vp"`` matches
+  ``"VP, Marketing"``, not ``"VPN engineer"``).
+
+Vendors spell the same title, department or industry many ways ("Marketing
+Operations", "marketing_ops", "MARKETING"); ``iequals`` and ``contains`` let a model
+name each once instead of listing every spelling.
 
 A missing field (or one set to null) fails every operator except ``not_in`` and
 ``exists = false``. Everything is compiled once, at model load.
@@ -23,10 +31,18 @@ A missing field (or one set to null) fails every operator except ``not_in`` and
 >>> m = compile_match([{"a": 1}, {"b": {"gte": 2}}], "bant.need", problems)
 >>> m({"a": 1}), m({"b": 2.5}), m({"b": 1})
 (True, True, False)
+>>> m = compile_match({"job_title": {"contains": ["vp", "vice president"]}}, "t", problems)
+>>> m({"job_title": "VP, Marketing"}), m({"job_title": "Senior Vice-President"})
+(True, True)
+>>> m({"job_title": "VPN engineer"})
+False
+>>> m = compile_match({"department": {"iequals": "marketing operations"}}, "d", problems)
+>>> m({"department": "Marketing_Operations "}), m({"department": "Marketing"})
+(True, False)
 >>> compile_match({"a": {"around": 3}}, "fit[2]", problems)({"a": 3})
 False
->>> print(problems[0])
-fit[2].a: unknown operator "around" (use glob, gte, gt, lte, lt, in, not_in, exists, suffix)
+>>> print(problems[0])  # doctest: +ELLIPSIS
+fit[2].a: unknown operator "around" (use glob, gte, gt, ..., iequals, contains)
 """
 
 from __future__ import annotations
@@ -36,12 +52,45 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["OPERATORS", "Matcher", "Predicate", "compile_conditions", "compile_match", "never"]
+__all__ = [
+    "OPERATORS",
+    "Matcher",
+    "Predicate",
+    "compile_conditions",
+    "compile_match",
+    "never",
+    "normalize_text",
+]
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 Predicate = Callable[[Any], bool]
 
-OPERATORS = ("glob", "gte", "gt", "lte", "lt", "in", "not_in", "exists", "suffix")
+OPERATORS = (
+    "glob",
+    "gte",
+    "gt",
+    "lte",
+    "lt",
+    "in",
+    "not_in",
+    "exists",
+    "suffix",
+    "iequals",
+    "contains",
+)
+
+#: Runs of whitespace, ``_`` and ``-``: one word separator for ``iequals``/``contains``.
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def normalize_text(value: str) -> str:
+    """Lower case, trimmed, words joined by one space (how ``iequals`` and
+    ``contains`` compare).
+
+    >>> normalize_text("  Marketing_Operations - EMEA ")
+    'marketing operations emea'
+    """
+    return _SEPARATORS.sub(" ", value.lower()).strip()
 
 
 def never(_: Mapping[str, Any]) -> bool:
@@ -320,5 +369,25 @@ def _compile_op(
             return low in exact or low.endswith(dotted)
 
         return suffix
+    if op in ("iequals", "contains"):
+        texts = _strings(arg, oloc, problems)
+        if texts is None:
+            return None
+        needles = [normalize_text(t) for t in texts]
+        if not all(needles):
+            problems.append(f"{oloc}: must name words, not only spaces, _ or -")
+            return None
+        return _text_predicate(op, needles)
     problems.append(f'{loc}: unknown operator "{op}" (use {", ".join(OPERATORS)})')
     return None
+
+
+def _text_predicate(op: str, needles: list[str]) -> Predicate:
+    """``iequals``: the normalized value is one of ``needles``; ``contains``: one of
+    them occurs in it between word boundaries (letters and digits on neither side)."""
+    if op == "iequals":
+        wanted = frozenset(needles)
+        return lambda v: isinstance(v, str) and normalize_text(v) in wanted
+    alternatives = "|".join(re.escape(n) for n in needles)
+    search = re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])").search
+    return lambda v: isinstance(v, str) and search(normalize_text(v)) is not None
