@@ -65,6 +65,25 @@ class Settings(FromEnv):
     bootstrap_servers: str = field(
         default="127.0.0.1:9092", metadata={"env": "KAFKA_BOOTSTRAP_SERVERS"}
     )
+    #: How every Kafka client connects (streams.kafkasecurity): PLAINTEXT, SSL (TLS),
+    #: SASL_PLAINTEXT or SASL_SSL (TLS plus a username and password).
+    security_protocol: str = field(default="PLAINTEXT", metadata={"env": "KAFKA_SECURITY_PROTOCOL"})
+    #: With SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    sasl_mechanism: str = field(default="", metadata={"env": "KAFKA_SASL_MECHANISM"})
+    sasl_username: str = field(default="", metadata={"env": "KAFKA_SASL_USERNAME"})
+    #: The password, or a file holding it (a mounted secret): set one. Never logged.
+    sasl_password: str = field(default="", repr=False, metadata={"env": "KAFKA_SASL_PASSWORD"})
+    sasl_password_file: str = field(default="", metadata={"env": "KAFKA_SASL_PASSWORD_FILE"})
+    #: PEM CA certificate(s) the brokers' certificates must chain to; empty: the
+    #: system's CAs (managed services use public ones).
+    ssl_ca_file: str = field(default="", metadata={"env": "KAFKA_SSL_CA_FILE"})
+    #: A client certificate (PEM) and its unencrypted key, for brokers that require
+    #: one (mTLS); the key may be in the certificate's file.
+    ssl_cert_file: str = field(default="", metadata={"env": "KAFKA_SSL_CERT_FILE"})
+    ssl_key_file: str = field(default="", metadata={"env": "KAFKA_SSL_KEY_FILE"})
+    #: Whether the broker's certificate must name the host connected to. Turning it off
+    #: is unsafe: any certificate the CA signed, for any host, is then accepted.
+    ssl_check_hostname: bool = field(default=True, metadata={"env": "KAFKA_SSL_CHECK_HOSTNAME"})
     app_id: str = field(default="leadstream", metadata={"env": "LEADSTREAM_APP_ID"})
     topic_web: str = field(default="web.visits", metadata={"env": "LEADSTREAM_TOPIC_WEB"})
     topic_email: str = field(default="email.events", metadata={"env": "LEADSTREAM_TOPIC_EMAIL"})
@@ -227,6 +246,9 @@ class Settings(FromEnv):
             raise SettingsError(f"the API token is shorter than {MIN_TOKEN_CHARS} characters")
         if self.metrics_require_token and token is None:
             raise SettingsError("LEADSTREAM_METRICS_REQUIRE_TOKEN needs an API token")
+        from streams.kafkasecurity import security_of
+
+        security_of(self)  # reads the secret and PEM files: a bad one fails here, at start
 
     @property
     def http_token(self) -> str | None:
