@@ -71,8 +71,8 @@ class KafkaSecurity:
         ``broker_credentials`` (tests/faust_adapter/test_credentials.py holds them equal).
         """
         kwargs: dict[str, Any] = {"security_protocol": self.protocol}
-        if self.tls:
-            kwargs["ssl_context"] = self.ssl_context
+        if self.tls or self.sasl:
+            kwargs["ssl_context"] = self.ssl_context  # None with SASL_PLAINTEXT, as Faust's
         if self.sasl:
             kwargs["sasl_mechanism"] = self.mechanism
             kwargs["sasl_plain_username"] = self.username
@@ -214,7 +214,7 @@ def _refuse_encrypted_key() -> str:
 def _reason(exc: BaseException) -> str:
     """An error's reason without a traceback: ``No such file or directory``."""
     if isinstance(exc, ssl.SSLError):
-        return f"not usable as PEM ({exc.reason or exc})"
+        return f"not usable as PEM ({getattr(exc, 'reason', None) or exc})"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     if isinstance(exc, UnicodeDecodeError):

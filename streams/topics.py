@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 
+from streams.kafkasecurity import PLAINTEXT, KafkaSecurity, security_of
 from streams.settings import Settings
 
 
@@ -38,13 +39,15 @@ async def ensure_topics_async(
     *,
     replication_factor: int | None = None,
     configs: Mapping[str, str] | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[str]:
     """Create the missing ``topics`` (name -> partitions); return the names created.
 
     Idempotent: existing topics are left as they are (partition counts and configs are
     not changed) and TopicAlreadyExists from a concurrent creator is fine. Retries until
     ``timeout`` while the broker is still starting. ``replication_factor`` defaults to
-    ``min(3, brokers)``; ``configs`` (topic configs) apply to the topics created.
+    ``min(3, brokers)``; ``configs`` (topic configs) apply to the topics created;
+    ``security`` is how to connect (``streams.kafkasecurity``).
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
@@ -54,7 +57,9 @@ async def ensure_topics_async(
     last_error: Exception | None = None
     while True:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout * 1000))
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=max(1000, int(timeout * 1000)),
+            **security.aiokafka_kwargs(),
         )
         try:
             await admin.start()
@@ -96,11 +101,17 @@ def ensure_topics(
     *,
     replication_factor: int | None = None,
     configs: Mapping[str, str] | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[str]:
     """Blocking :func:`ensure_topics_async`; call it outside any running event loop."""
     return asyncio.run(
         ensure_topics_async(
-            bootstrap, topics, timeout, replication_factor=replication_factor, configs=configs
+            bootstrap,
+            topics,
+            timeout,
+            replication_factor=replication_factor,
+            configs=configs,
+            security=security,
         )
     )
 
@@ -112,7 +123,9 @@ async def check_partitions(settings: Settings, wait_s: float = 30.0) -> None:
     from streams.faust_adapter.kafka_meta import partitions_for
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(wait_s * 1000)
+        bootstrap_servers=settings.bootstrap_servers,
+        request_timeout_ms=int(wait_s * 1000),
+        **security_of(settings).aiokafka_kwargs(),
     )
     await asyncio.wait_for(consumer.start(), wait_s)
     try:
@@ -131,7 +144,16 @@ async def check_partitions(settings: Settings, wait_s: float = 30.0) -> None:
         await consumer.stop()
 
 
-def prepare_topics(settings: Settings) -> None:
-    """Create missing topics, then check every partition count (blocking)."""
-    ensure_topics(settings.bootstrap_servers, all_topics(settings), timeout=60.0)
+def prepare_topics(settings: Settings, *, timeout: float = 60.0) -> None:
+    """Connect once, create missing topics, then check every partition count (blocking).
+
+    The first connection fails fast, with ``kafka_meta.BrokerAccessError`` naming the
+    setting to fix, when the broker refuses the credentials or the certificate is not
+    trusted; it waits up to ``timeout`` for a broker that is not up yet.
+    """
+    from streams.faust_adapter.kafka_meta import check_access
+
+    security = security_of(settings)
+    asyncio.run(check_access(settings.bootstrap_servers, security, timeout=timeout))
+    ensure_topics(settings.bootstrap_servers, all_topics(settings), timeout, security=security)
     asyncio.run(check_partitions(settings))

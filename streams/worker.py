@@ -18,6 +18,7 @@ from typing import Any
 
 from scoring import ModelError
 from streams.build import scoring_build
+from streams.kafkasecurity import security_of
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import TopicError, prepare_topics
@@ -46,7 +47,7 @@ def preload(table: Any, settings: Settings) -> None:
     from streams.faust_adapter.preload import PreloadError, preload_changelog
 
     try:
-        stats = preload_changelog(table, settings.bootstrap_servers)
+        stats = preload_changelog(table, settings.bootstrap_servers, security=security_of(settings))
     except PreloadError as exc:
         # Nothing is lost: what was copied is consistent and Faust replays the rest.
         log.warning("leadstream: changelog preload stopped (%s); Faust replays the rest", exc)
@@ -145,9 +146,16 @@ def run_worker(settings: Settings) -> int:
     except ModelError as exc:
         print(f"leadstream: invalid scoring model:\n{exc}", file=sys.stderr)
         return 2
+    from streams.faust_adapter.kafka_meta import BrokerAccessError
+
+    log.info(
+        "leadstream: connecting to Kafka at %s over %s",
+        settings.bootstrap_servers,
+        security_of(settings).describe(),
+    )
     try:
         prepare_topics(settings)
-    except (TopicError, OSError, TimeoutError) as exc:
+    except (BrokerAccessError, TopicError, OSError, TimeoutError) as exc:
         return _cannot_start(str(exc))
     except Exception as exc:  # aiokafka raises its own hierarchy for unreachable brokers
         return _cannot_start(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}")

@@ -191,7 +191,7 @@ def test_sasl_plaintext_has_no_tls_and_the_password_may_be_given_directly() -> N
         }
     )
     kwargs = security_of(settings).aiokafka_kwargs()
-    assert kwargs["security_protocol"] == "SASL_PLAINTEXT" and "ssl_context" not in kwargs
+    assert kwargs["security_protocol"] == "SASL_PLAINTEXT" and kwargs["ssl_context"] is None
     assert kwargs["sasl_plain_password"] == PASSWORD
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types.auth import CredentialsT
 
 from scoring import ScoringModel, load_default_model, load_model
 from streams.core.loop import LoopTopics, ScoringLoop
@@ -35,6 +36,7 @@ from streams.faust_adapter.inloop import InLoopTransport
 from streams.faust_adapter.intake import Intake
 from streams.faust_adapter.leadstore import LeadStore
 from streams.http.views import register_views
+from streams.kafkasecurity import KafkaSecurity, security_of
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -142,10 +144,32 @@ def create_app(
     return ls
 
 
+def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:
+    """Faust's ``broker_credentials`` for ``security`` (from ``streams.kafkasecurity``).
+
+    Faust hands these to every client it makes (consumer, producer, topic creation)
+    through ``credentials_to_aiokafka_auth``, which turns them into exactly
+    ``security.aiokafka_kwargs()``; a wrapper of the same fields, not a second
+    translation of the settings.
+    """
+    if security.sasl:
+        return faust.SASLCredentials(
+            username=security.username,
+            password=security.password,
+            mechanism=security.mechanism,
+            # With a context the protocol is SASL_SSL, without SASL_PLAINTEXT.
+            ssl_context=security.ssl_context,
+        )
+    if security.ssl_context is not None:
+        return faust.SSLCredentials(security.ssl_context)
+    return None
+
+
 def faust_app(settings: Settings) -> App:
     return App(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=broker_credentials(security_of(settings)),
         store=settings.store,
         datadir=settings.data_dir,
         web_host=settings.web_host,

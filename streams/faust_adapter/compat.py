@@ -54,6 +54,27 @@ CLASS_ATTRIBUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("mode.threads", "QueueServiceThread", ("_serve", "_gather_remaining_tasks", "call_thread")),
     ("mode.worker", "Worker", ("_on_sigint", "_on_sigterm")),
     ("aiokafka.client", "AIOKafkaClient", ("force_metadata_update",)),
+    ("aiokafka.conn", "AIOKafkaConnection", ("close",)),  # kafka_meta.check_access
+)
+
+#: (module, function, keyword parameters passed to it): functions outside aiokafka's
+#: public API called directly. ``create_conn`` is one connection with TLS and SASL,
+#: whose errors are the real ones (the clients log and retry them); see
+#: ``kafka_meta.check_access``.
+FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "aiokafka.conn",
+        "create_conn",
+        (
+            "client_id",
+            "request_timeout_ms",
+            "security_protocol",
+            "ssl_context",
+            "sasl_mechanism",
+            "sasl_plain_username",
+            "sasl_plain_password",
+        ),
+    ),
 )
 
 #: Instance attributes of Faust's consumer that Intake reads or writes (acks).
@@ -100,6 +121,9 @@ def check_installed() -> None:
         source = inspect.getsource(vars(_class(module, name))["__init__"])
         missing = [a for a in attributes if not re.search(rf"self\.{a}\s*(:[^=\n]*)?=", source)]
         _require(f"{module}.{name}", missing)
+    for module, name, parameters in FUNCTIONS:
+        accepted = inspect.signature(_function(module, name)).parameters
+        _require(f"{module}.{name}()", (p for p in parameters if p not in accepted))
 
 
 def check_consumer(consumer: Any) -> None:
@@ -115,6 +139,16 @@ def _class(module: str, name: str) -> type:
         raise CompatError(f"{module}.{name} is gone ({exc}); see faust_adapter/compat.py") from None
     assert isinstance(cls, type)
     return cls
+
+
+def _function(module: str, name: str) -> Any:
+    try:
+        function = getattr(__import__(module, fromlist=[name]), name)
+    except (ImportError, AttributeError) as exc:
+        raise CompatError(f"{module}.{name} is gone ({exc}); see faust_adapter/compat.py") from None
+    if not callable(function):
+        raise CompatError(f"{module}.{name} is no longer a function; see faust_adapter/compat.py")
+    return function
 
 
 def _require(owner: str, missing: Iterable[str]) -> None:

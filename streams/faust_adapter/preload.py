@@ -26,7 +26,9 @@ preload time for the other workers' share.
 Example (the worker, after topics exist and before ``faust.Worker`` starts)::
 
     ls = create_app(settings, model=model)
-    stats = preload_changelog(ls.table, settings.bootstrap_servers)
+    stats = preload_changelog(
+        ls.table, settings.bootstrap_servers, security=security_of(settings)
+    )
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import Rdict, WriteBatch, WriteOptions
 
 from streams.faust_adapter import kafka_meta
+from streams.kafkasecurity import PLAINTEXT, KafkaSecurity
 
 __all__ = [
     "ChangelogStore",
@@ -143,12 +146,14 @@ def changelog_store(table: Any) -> ChangelogStore | None:
     )
 
 
-def preload_changelog(table: Any, bootstrap_servers: str, **options: Any) -> PreloadStats:
+def preload_changelog(
+    table: Any, bootstrap_servers: str, *, security: KafkaSecurity = PLAINTEXT, **options: Any
+) -> PreloadStats:
     """Copy ``table``'s changelog into its RocksDB store before Faust starts.
 
     A no-op (empty stats) for a ``memory://`` store. Call it from synchronous code
     with no running event loop, before Faust opens the store: RocksDB allows one open
-    handle per database. ``options`` go to :func:`preload`.
+    handle per database. ``security`` and ``options`` go to :func:`preload`.
     """
     store = changelog_store(table)
     if store is None:
@@ -157,13 +162,14 @@ def preload_changelog(table: Any, bootstrap_servers: str, **options: Any) -> Pre
     # ``asyncio.run`` would leave "no current loop" behind, and the Faust app built by
     # ``create_app`` is already bound to the current one.
     with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
-        return runner.run(preload(store, bootstrap_servers, **options))
+        return runner.run(preload(store, bootstrap_servers, security=security, **options))
 
 
 async def preload(
     store: ChangelogStore,
     bootstrap_servers: str,
     *,
+    security: KafkaSecurity = PLAINTEXT,
     batch_records: int = BATCH_RECORDS,
     max_records: int = MAX_RECORDS,
     idle_timeout_s: float = IDLE_TIMEOUT_S,
@@ -186,6 +192,7 @@ async def preload(
         max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
         fetch_max_bytes=4 * MAX_PARTITION_FETCH_BYTES,
         request_timeout_ms=int(connect_timeout_s * 1000),
+        **security.aiokafka_kwargs(),
     )
     dbs: dict[int, Rdict] = {}
     try:

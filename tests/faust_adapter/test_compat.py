@@ -71,3 +71,15 @@ def test_fausts_real_consumer_has_what_intake_uses(tmp_path: Path) -> None:
             compat.check_consumer(Trimmed())
     finally:
         close_app_loops(ls.app)
+
+
+def test_a_private_function_that_lost_a_parameter_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    wanted = (("aiokafka.conn", "create_conn", ("ssl_context", "sasl_renamed")),)
+    monkeypatch.setattr(compat, "FUNCTIONS", wanted)
+    with pytest.raises(
+        compat.CompatError, match=r"aiokafka\.conn\.create_conn\(\) no longer has sasl_renamed:"
+    ):
+        compat.check_installed()
+    monkeypatch.setattr(compat, "FUNCTIONS", (("aiokafka.conn", "gone_fn", ()),))
+    with pytest.raises(compat.CompatError, match=r"aiokafka\.conn\.gone_fn is gone"):
+        compat.check_installed()
