@@ -129,8 +129,9 @@ def _fatal(exc: BaseException, host: str, port: int, security: KafkaSecurity) ->
             f"{exc.verify_message}; set {ENV_VARS['ssl_ca_file']} to the CA that signed it"
         )
     if isinstance(exc, ssl.SSLError):
+        reason = getattr(exc, "reason", None) or exc  # None on one made by hand
         return (
-            f"TLS with {where} failed ({getattr(exc, 'reason', None) or exc}): is it a TLS listener? "
+            f"TLS with {where} failed ({reason}): is it a TLS listener? "
             f"({ENV_VARS['security_protocol']}={security.protocol})"
         )
     if isinstance(exc, SaslAuthenticationFailed):

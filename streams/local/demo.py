@@ -20,6 +20,8 @@ from typing import Any, TextIO
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from streams.faust_adapter.kafka_meta import BrokerAccessError, check_access
+from streams.kafkasecurity import KafkaSecurity, security_of
 from streams.local.workload import INVALID_KINDS, DemoTraffic
 from streams.settings import Settings
 
@@ -67,7 +69,7 @@ async def run_demo(
     log_every_s: float = LOG_EVERY_S,
     out: TextIO = sys.stdout,
 ) -> int:
-    producer = await _connect(settings.bootstrap_servers, connect_timeout_s)
+    producer = await _connect(settings.bootstrap_servers, security_of(settings), connect_timeout_s)
     if producer is None:
         return 1
     stop = asyncio.Event()
@@ -148,12 +150,22 @@ async def run_demo(
     return 0
 
 
-async def _connect(bootstrap: str, timeout_s: float) -> AIOKafkaProducer | None:
+async def _connect(
+    bootstrap: str, security: KafkaSecurity, timeout_s: float
+) -> AIOKafkaProducer | None:
     """A started producer, retrying until ``timeout_s``; None (with a message) on failure."""
+    try:
+        # Refused credentials or an untrusted certificate: one line, no retrying.
+        await check_access(bootstrap, security, timeout=timeout_s)
+    except BrokerAccessError as exc:
+        print(f"leadstream demo: {exc}", file=sys.stderr)
+        return None
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while True:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=5, acks=1, **security.aiokafka_kwargs()
+        )
         remaining = deadline - time.monotonic()
         try:
             await asyncio.wait_for(producer.start(), timeout=max(0.1, remaining))

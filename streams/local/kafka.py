@@ -12,6 +12,13 @@ old API versions (KIP-896), so do not bump this without running the integration 
 ``leadstream kafka start|stop|status|run`` is :func:`cli`; ``streams.topics.ensure_topics``
 creates topics (idempotently) on any broker.
 
+With ``sasl_ssl_port`` (``LEADSTREAM_KAFKA_SASL_SSL_PORT``) the broker also listens
+there with SASL_SSL: SCRAM-SHA-512 or SCRAM-SHA-256 for user ``leadstream`` (its
+password made when the storage is formatted), TLS from a local CA
+(``streams.local.tls``); ``mtls_port`` adds a TLS listener that requires a client
+certificate. The controller and the PLAINTEXT listener stay as they are, on loopback.
+:meth:`LocalKafka.client_env` gives the settings a client connects with.
+
 Example::
 
     with LocalKafka(cache_dir, data_dir, port=29092, controller_port=29093) as kafka:
@@ -26,6 +33,7 @@ import fcntl
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -41,6 +49,7 @@ from types import FrameType, TracebackType
 from typing import IO
 
 from streams.local.settings import LOCAL_ENV_VARS, LocalSettings
+from streams.local.tls import TlsError, TlsFiles, ensure_tls_files
 from streams.settings import ENV_VARS
 
 #: Pinned broker version; ``deploy/kafka/pom.xml`` and docker-compose.yml use the same.
@@ -56,6 +65,9 @@ HOST = "127.0.0.1"
 _BROKER_JAR = f"kafka_2.13-{KAFKA_VERSION}.jar"
 #: Lines of broker.log shown when the broker fails to start.
 LOG_TAIL_LINES = 40
+#: The SCRAM user a local secure broker knows, and the mechanisms it offers.
+SCRAM_USER = "leadstream"
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 class LocalKafkaError(RuntimeError):
@@ -235,7 +247,15 @@ def ensure_jars(cache_dir: Path, *, timeout: float = 900.0) -> Path:
 # --------------------------------------------------------------------------- properties
 
 
-def broker_properties(*, port: int, controller_port: int, log_dir: Path) -> dict[str, str]:
+def broker_properties(
+    *,
+    port: int,
+    controller_port: int,
+    log_dir: Path,
+    sasl_ssl_port: int | None = None,
+    mtls_port: int | None = None,
+    tls: TlsFiles | None = None,
+) -> dict[str, str]:
     """server.properties for one combined broker+controller on loopback, tuned small.
 
     >>> props = broker_properties(port=9092, controller_port=9093, log_dir=Path("/d"))
@@ -244,7 +264,7 @@ def broker_properties(*, port: int, controller_port: int, log_dir: Path) -> dict
     >>> props["controller.quorum.voters"]
     '1@127.0.0.1:9093'
     """
-    return {
+    props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         # Static voters: a plain `format` works, no --standalone / bootstrap servers needed.
@@ -276,6 +296,53 @@ def broker_properties(*, port: int, controller_port: int, log_dir: Path) -> dict
         "num.recovery.threads.per.data.dir": "1",
         "background.threads": "4",
     }
+    if sasl_ssl_port is not None or mtls_port is not None:
+        if tls is None:
+            raise ValueError("secure listeners need TLS files")
+        props.update(secure_listener_properties(props, sasl_ssl_port, mtls_port, tls))
+    return props
+
+
+def secure_listener_properties(
+    plain: Mapping[str, str], sasl_ssl_port: int | None, mtls_port: int | None, tls: TlsFiles
+) -> dict[str, str]:
+    """The listeners, TLS stores and SASL settings :func:`broker_properties` adds.
+
+    The broker and the controller keep talking PLAINTEXT to each other on loopback:
+    only clients use the secure listeners, and a broker that secures its own links
+    would need credentials for itself too.
+    """
+    listeners = [plain["listeners"]]
+    advertised = [plain["advertised.listeners"]]
+    protocols = [plain["listener.security.protocol.map"]]
+    props = {
+        # PEM stores (Kafka 2.7+): no keytool, no store passwords. The key is
+        # unencrypted and readable by the owner only.
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tls.broker_keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.ca),
+    }
+    if sasl_ssl_port is not None:
+        listeners.append(f"SASL_SSL://{HOST}:{sasl_ssl_port}")
+        advertised.append(f"SASL_SSL://{HOST}:{sasl_ssl_port}")
+        protocols.append("SASL_SSL:SASL_SSL")
+        props["listener.name.sasl_ssl.sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
+        for mechanism in SCRAM_MECHANISMS:
+            # The users and their salted passwords live in the cluster metadata
+            # (added by `format --add-scram`), not in this file.
+            props[f"listener.name.sasl_ssl.{mechanism.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+    if mtls_port is not None:
+        listeners.append(f"MTLS://{HOST}:{mtls_port}")
+        advertised.append(f"MTLS://{HOST}:{mtls_port}")
+        protocols.append("MTLS:SSL")
+        props["listener.name.mtls.ssl.client.auth"] = "required"
+    props["listeners"] = ",".join(listeners)
+    props["advertised.listeners"] = ",".join(advertised)
+    props["listener.security.protocol.map"] = ",".join(protocols)
+    return props
 
 
 def render_properties(props: Mapping[str, str]) -> str:
@@ -422,9 +489,12 @@ class LocalKafka:
         heap: str = "512m",
         start_timeout: float = 90.0,
         stop_timeout: float = 30.0,
+        sasl_ssl_port: int | None = None,
+        mtls_port: int | None = None,
     ) -> None:
-        if port == controller_port:
-            raise LocalKafkaError(f"broker and controller ports must differ (both {port})")
+        ports = [p for p in (port, controller_port, sasl_ssl_port, mtls_port) if p is not None]
+        if len(set(ports)) != len(ports):
+            raise LocalKafkaError(f"the broker's ports must differ (got {ports})")
         self.cache_dir = Path(cache_dir).expanduser()
         self.data_dir = (
             Path(data_dir).expanduser() if data_dir else self.cache_dir / f"broker-{port}"
@@ -434,6 +504,8 @@ class LocalKafka:
         self.heap = heap
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
+        self.sasl_ssl_port = sasl_ssl_port
+        self.mtls_port = mtls_port
         self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -442,11 +514,50 @@ class LocalKafka:
             cache_dir=settings.cache_dir,
             port=settings.kafka_port,
             controller_port=settings.kafka_controller_port,
+            sasl_ssl_port=settings.kafka_sasl_ssl_port or None,
         )
 
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def secure(self) -> bool:
+        return self.sasl_ssl_port is not None or self.mtls_port is not None
+
+    @property
+    def tls(self) -> TlsFiles:
+        """The CA, broker and client certificates of the secure listeners."""
+        return TlsFiles(self.data_dir / "tls")
+
+    @property
+    def scram_password_file(self) -> Path:
+        """The SCRAM user's password, made when the storage is formatted."""
+        return self.data_dir / "tls" / "scram-password"
+
+    def client_env(self, *, mtls: bool = False) -> dict[str, str]:
+        """Settings (environment variables) for a client of the SASL_SSL listener, or
+        with ``mtls`` of the listener that requires a client certificate."""
+        if mtls:
+            if self.mtls_port is None:
+                raise LocalKafkaError("this broker has no mTLS listener")
+            return {
+                ENV_VARS["bootstrap_servers"]: f"{HOST}:{self.mtls_port}",
+                ENV_VARS["security_protocol"]: "SSL",
+                ENV_VARS["ssl_ca_file"]: str(self.tls.ca),
+                ENV_VARS["ssl_cert_file"]: str(self.tls.client_cert),
+                ENV_VARS["ssl_key_file"]: str(self.tls.client_key),
+            }
+        if self.sasl_ssl_port is None:
+            raise LocalKafkaError("this broker has no SASL_SSL listener")
+        return {
+            ENV_VARS["bootstrap_servers"]: f"{HOST}:{self.sasl_ssl_port}",
+            ENV_VARS["security_protocol"]: "SASL_SSL",
+            ENV_VARS["sasl_mechanism"]: SCRAM_MECHANISMS[0],
+            ENV_VARS["sasl_username"]: SCRAM_USER,
+            ENV_VARS["sasl_password_file"]: str(self.scram_password_file),
+            ENV_VARS["ssl_ca_file"]: str(self.tls.ca),
+        }
 
     @property
     def pid_file(self) -> Path:
@@ -504,14 +615,28 @@ class LocalKafka:
         # Cheap checks first, so a taken port is reported before a minute-long fetch.
         check_port_free(self.port, LOCAL_ENV_VARS["kafka_port"])
         check_port_free(self.controller_port, LOCAL_ENV_VARS["kafka_controller_port"])
+        for secure_port in (self.sasl_ssl_port, self.mtls_port):
+            if secure_port is not None:
+                check_port_free(secure_port, LOCAL_ENV_VARS["kafka_sasl_ssl_port"])
         java = require_java()
         libs = ensure_jars(self.cache_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        tls = None
+        if self.secure:
+            try:
+                tls = ensure_tls_files(self.tls.directory)
+            except TlsError as exc:
+                raise LocalKafkaError(str(exc)) from None
         # Rewritten on every start: the ports may differ from the last run.
         self.properties_file.write_text(
             render_properties(
                 broker_properties(
-                    port=self.port, controller_port=self.controller_port, log_dir=self.log_dir
+                    port=self.port,
+                    controller_port=self.controller_port,
+                    log_dir=self.log_dir,
+                    sasl_ssl_port=self.sasl_ssl_port,
+                    mtls_port=self.mtls_port,
+                    tls=tls,
                 )
             )
         )
@@ -576,17 +701,42 @@ class LocalKafka:
 
     def _format(self, java: str, libs: Path) -> None:
         if (self.log_dir / "meta.properties").is_file():
-            return  # formatted earlier; formatting again would need --ignore-formatted
+            # Formatted earlier; formatting again would need --ignore-formatted. SCRAM
+            # users exist only if they were added then.
+            if self.sasl_ssl_port is not None and not self.scram_password_file.is_file():
+                raise LocalKafkaError(
+                    f"{self.data_dir} was formatted without SCRAM users, so its SASL_SSL "
+                    "listener would accept no one; delete that directory to start over"
+                )
+            return
         cmd = self._java_cmd(
             java, libs, "kafka.tools.StorageTool", "format",
             "-t", new_cluster_id(), "-c", str(self.properties_file),
         )  # fmt: skip
+        if self.sasl_ssl_port is not None:
+            cmd += self._scram_users()
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             raise LocalKafkaError(
                 f"formatting KRaft storage in {self.log_dir} failed:\n"
                 + (result.stdout + result.stderr).strip()
             )
+
+    def _scram_users(self) -> list[str]:
+        """``--add-scram`` options for :data:`SCRAM_USER` with a new password, which is
+        kept (owner-only) for clients. The storage tool takes it on its command line, so
+        it is visible in the process list for the second that tool runs: acceptable for
+        a loopback broker made for tests and demos, not a pattern for a real cluster."""
+        # Hex: no character the tool's ``[name=...,password=...]`` syntax would split on.
+        password = secrets.token_hex(16)
+        self.scram_password_file.parent.mkdir(parents=True, exist_ok=True)
+        self.scram_password_file.touch(mode=0o600)
+        self.scram_password_file.write_text(password + "\n")
+        return [
+            option
+            for mechanism in SCRAM_MECHANISMS
+            for option in ("--add-scram", f"{mechanism}=[name={SCRAM_USER},password={password}]")
+        ]
 
     def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -668,6 +818,8 @@ def cli(action: str, settings: LocalSettings, *, out: IO[str] | None = None) -> 
                 f"local Kafka {KAFKA_VERSION} running at {broker.bootstrap} (pid {broker.pid}); "
                 f"log {broker.log_file}; `leadstream kafka stop` stops it"
             )
+            if broker.sasl_ssl_port is not None:
+                say(secure_listener_note(broker))
             return 0
         if action == "run":
             return _run_foreground(broker, say)
@@ -675,6 +827,13 @@ def cli(action: str, settings: LocalSettings, *, out: IO[str] | None = None) -> 
         say(f"leadstream kafka {action}: {exc}", err=True)
         return 1
     raise ValueError(f"unknown action {action!r}")
+
+
+def secure_listener_note(broker: LocalKafka) -> str:
+    """How to connect to ``broker``'s SASL_SSL listener, as shell assignments."""
+    env = broker.client_env()
+    assignments = " ".join(f"{name}={value}" for name, value in env.items())
+    return f"SASL_SSL (SCRAM) at {env[ENV_VARS['bootstrap_servers']]}; clients: {assignments}"
 
 
 def _run_foreground(broker: LocalKafka, say: Callable[..., None]) -> int:
@@ -690,6 +849,8 @@ def _run_foreground(broker: LocalKafka, say: Callable[..., None]) -> int:
             f"local Kafka {KAFKA_VERSION} running at {broker.bootstrap}; "
             f"log {broker.log_file}; Ctrl-C stops it"
         )
+        if broker.sasl_ssl_port is not None:
+            say(secure_listener_note(broker))
         code = broker.wait()
         say(f"the broker exited with code {code}; last lines of {broker.log_file}:", err=True)
         say(_tail(broker.log_file), err=True)

@@ -26,11 +26,16 @@ class LocalSettings(FromEnv):
     kafka_controller_port: int = field(
         default=9093, metadata={"env": "LEADSTREAM_KAFKA_CONTROLLER_PORT"}
     )
+    #: A SASL_SSL listener too (SCRAM, a local CA; streams.local.kafka), to try
+    #: leadstream against a secured Kafka. 0: none.
+    kafka_sasl_ssl_port: int = field(default=0, metadata={"env": "LEADSTREAM_KAFKA_SASL_SSL_PORT"})
 
     def validate(self) -> None:
         for name in ("kafka_port", "kafka_controller_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise SettingsError(f"{LOCAL_ENV_VARS[name]} must be a port number")
+        if not 0 <= self.kafka_sasl_ssl_port < 65536:
+            raise SettingsError(f"{LOCAL_ENV_VARS['kafka_sasl_ssl_port']} must be a port number")
 
 
 #: Field name -> environment variable.

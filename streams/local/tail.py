@@ -1,7 +1,8 @@
 """``leadstream tail``: print stage changes (or dead letters) as they are published.
 
 A plain aiokafka consumer with no group: it reads every partition and commits
-nothing, so tailing never disturbs downstream consumers.
+nothing, so tailing never disturbs downstream consumers. It connects as the worker
+does (``KAFKA_SECURITY_PROTOCOL`` and the rest, ``streams.kafkasecurity``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.faust_adapter.kafka_meta import partitions_for
+from streams.faust_adapter.kafka_meta import BrokerAccessError, check_access, partitions_for
+from streams.kafkasecurity import security_of
 from streams.settings import Settings
 
 #: How long stopping may take with the broker gone.
 STOP_GRACE_S = 5.0
+#: How long to wait for a broker that does not answer yet.
+CONNECT_TIMEOUT_S = 30.0
 
 
 def format_qualified(value: bytes) -> str:
@@ -46,8 +50,13 @@ def format_dead_letter(headers: list[tuple[str, bytes]]) -> str:
 
 async def tail(settings: Settings, *, from_beginning: bool, dlq: bool) -> None:
     topic = settings.topic_dlq if dlq else settings.topic_qualified
+    security = security_of(settings)
+    # One clear line for refused credentials or an untrusted certificate (raises).
+    await check_access(settings.bootstrap_servers, security, timeout=CONNECT_TIMEOUT_S)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        **security.aiokafka_kwargs(),
     )
     await consumer.start()
     try:
@@ -87,5 +96,9 @@ def run_tail(settings: Settings, *, from_beginning: bool, dlq: bool) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except BrokerAccessError as exc:
+        print(f"leadstream tail: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -43,10 +43,14 @@ def run_up(settings: Settings, local: LocalSettings) -> int:
             data_dir=Path(local.cache_dir) / f"broker-{local.kafka_port}",
             port=local.kafka_port,
             controller_port=local.kafka_controller_port,
+            sasl_ssl_port=local.kafka_sasl_ssl_port or None,
         )
         print(f"leadstream up: starting Kafka on 127.0.0.1:{local.kafka_port} ...", flush=True)
         broker.start()
         env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+        if broker.sasl_ssl_port is not None:
+            # The whole flow over the secure listener, as against a secured cluster.
+            env.update(broker.client_env())
     print(f"leadstream up: broker {env['KAFKA_BOOTSTRAP_SERVERS']}", flush=True)
     children: list[subprocess.Popen[bytes]] = []
     interrupted = False

@@ -17,11 +17,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.faust_adapter.kafka_meta import partitions_for
+from streams.kafkasecurity import PLAINTEXT, KafkaSecurity
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+async def read_topic(
+    bootstrap: str, topic: str, *, security: KafkaSecurity = PLAINTEXT
+) -> list[Any]:
     """Every record of ``topic`` (all partitions, from the beginning to the end now)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **security.aiokafka_kwargs()
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(await partitions_for(consumer, topic))]
@@ -40,18 +45,23 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
 
 
 async def group_progress(
-    bootstrap: str, group: str, topics: Iterable[str], partitions: int
+    bootstrap: str,
+    group: str,
+    topics: Iterable[str],
+    partitions: int,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> tuple[int, int]:
     """(offsets committed, end offsets), summed over ``topics``' partitions."""
     names = set(topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.aiokafka_kwargs())
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
     done = sum(m.offset for tp, m in committed.items() if tp.topic in names and m.offset > 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **security.aiokafka_kwargs())
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in names for p in range(partitions)]
@@ -61,11 +71,13 @@ async def group_progress(
     return done, sum(ends.values())
 
 
-async def last_states(bootstrap: str, changelog: str, run_prefix: str) -> dict[str, Any]:
+async def last_states(
+    bootstrap: str, changelog: str, run_prefix: str, *, security: KafkaSecurity = PLAINTEXT
+) -> dict[str, Any]:
     """Each lead's last state on ``changelog``; topic names in its positions have
     ``run_prefix`` replaced by ``<run>``, so two runs on different topics compare."""
     out: dict[str, Any] = {}
-    for record in await read_topic(bootstrap, changelog):
+    for record in await read_topic(bootstrap, changelog, security=security):
         state = orjson.loads(record.value)
         state["applied"] = {
             k.replace(run_prefix, "<run>"): v for k, v in state.get("applied", {}).items()

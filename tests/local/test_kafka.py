@@ -36,7 +36,8 @@ from streams.local.kafka import (
     render_properties,
 )
 from streams.local.settings import LocalSettings
-from streams.settings import Settings
+from streams.local.tls import TlsFiles, ensure_tls_files
+from streams.settings import Settings, SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -196,6 +197,71 @@ def test_properties_for_one_combined_node_on_loopback(tmp_path: Path) -> None:
     for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor"):
         assert props[key] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
+
+
+def test_secure_listeners_are_added_beside_the_plaintext_one(tmp_path: Path) -> None:
+    tls = TlsFiles(tmp_path / "tls")
+    props = broker_properties(
+        port=1, controller_port=2, log_dir=tmp_path, sasl_ssl_port=3, mtls_port=4, tls=tls
+    )
+    assert props["listeners"] == (
+        "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2,SASL_SSL://127.0.0.1:3,MTLS://127.0.0.1:4"
+    )
+    assert props["advertised.listeners"] == (
+        "PLAINTEXT://127.0.0.1:1,SASL_SSL://127.0.0.1:3,MTLS://127.0.0.1:4"
+    )
+    assert props["listener.security.protocol.map"] == (
+        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL"
+    )
+    # The broker's own links stay PLAINTEXT on loopback.
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    assert props["listener.name.sasl_ssl.sasl.enabled.mechanisms"] == "SCRAM-SHA-512,SCRAM-SHA-256"
+    for mechanism in ("scram-sha-512", "scram-sha-256"):
+        jaas = props[f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config"]
+        assert jaas.startswith("org.apache.kafka.common.security.scram.ScramLoginModule required")
+    assert props["listener.name.mtls.ssl.client.auth"] == "required"
+    assert props["ssl.keystore.location"] == str(tls.broker_keystore)
+    assert props["ssl.truststore.location"] == str(tls.ca)
+    assert "ssl.client.auth" not in props  # the SASL_SSL listener needs no certificate
+    with pytest.raises(ValueError, match="need TLS files"):
+        broker_properties(port=1, controller_port=2, log_dir=tmp_path, sasl_ssl_port=3)
+
+
+def test_the_secure_broker_tells_clients_how_to_connect(tmp_path: Path) -> None:
+    broker = LocalKafka(tmp_path, tmp_path / "d", 1, 2, sasl_ssl_port=3, mtls_port=4)
+    tls = ensure_tls_files(broker.tls.directory)
+    broker.scram_password_file.write_text("pw\n")
+    sasl = Settings.from_env(broker.client_env())  # valid settings, files and all
+    assert (sasl.bootstrap_servers, sasl.security_protocol) == ("127.0.0.1:3", "SASL_SSL")
+    assert (sasl.sasl_mechanism, sasl.sasl_username) == ("SCRAM-SHA-512", "leadstream")
+    assert sasl.ssl_ca_file == str(tls.ca)
+    mtls = Settings.from_env(broker.client_env(mtls=True))
+    assert (mtls.bootstrap_servers, mtls.security_protocol) == ("127.0.0.1:4", "SSL")
+    assert mtls.ssl_cert_file == str(tls.client_cert)
+    note = localkafka.secure_listener_note(broker)
+    assert "KAFKA_SASL_PASSWORD_FILE=" in note and "pw" not in note.split("PASSWORD_FILE=")[1][:3]
+    plain = LocalKafka(tmp_path, tmp_path / "p", 1, 2)
+    with pytest.raises(LocalKafkaError, match="no SASL_SSL listener"):
+        plain.client_env()
+    with pytest.raises(LocalKafkaError, match="ports must differ"):
+        LocalKafka(tmp_path, port=1, controller_port=2, sasl_ssl_port=2)
+
+
+def test_a_data_dir_formatted_without_scram_users_is_refused(tmp_path: Path) -> None:
+    broker = LocalKafka(tmp_path, tmp_path / "d", 1, 2, sasl_ssl_port=3)
+    broker.log_dir.mkdir(parents=True)
+    (broker.log_dir / "meta.properties").write_text("version=1\n")
+    with pytest.raises(LocalKafkaError, match="formatted without SCRAM users"):
+        broker._format("java", tmp_path)  # checked before any JVM runs
+
+
+def test_the_sasl_ssl_port_setting_is_off_by_default() -> None:
+    assert LocalSettings.from_env({}).kafka_sasl_ssl_port == 0
+    assert LocalKafka.from_settings(LocalSettings.from_env({})).sasl_ssl_port is None
+    on = LocalSettings.from_env({"LEADSTREAM_KAFKA_SASL_SSL_PORT": "29094"})
+    assert LocalKafka.from_settings(on).sasl_ssl_port == 29094
+    with pytest.raises(SettingsError, match="LEADSTREAM_KAFKA_SASL_SSL_PORT must be a port"):
+        LocalSettings.from_env({"LEADSTREAM_KAFKA_SASL_SSL_PORT": "70000"})
 
 
 def test_rendered_properties_parse_back(tmp_path: Path) -> None:
