@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from streams.kafkasecurity import PLAINTEXT, KafkaSecurity
 from streams.local.kafka import free_ports
 from streams.local.launcher import WorkerError, WorkerProcess
 from streams.local.verify import read_topic
@@ -143,9 +144,13 @@ def event(kind: str, lead_id: str, event_id: str, at: float, **fields: Any) -> d
 async def produce(
     bootstrap: str,
     records: Iterable[tuple[str, bytes | None, bytes]],
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Send (topic, key, value) records in order and wait for all acks."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=0, **security.aiokafka_kwargs()
+    )
     await producer.start()
     try:
         for topic, key, value in records:
@@ -154,8 +159,13 @@ async def produce(
         await producer.stop()
 
 
-def produce_sync(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
-    asyncio.run(produce(bootstrap, list(records)))
+def produce_sync(
+    bootstrap: str,
+    records: Iterable[tuple[str, bytes | None, bytes]],
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+) -> None:
+    asyncio.run(produce(bootstrap, list(records), security=security))
 
 
 def to_record(
@@ -169,13 +179,14 @@ class TopicReader:
     """Reads a whole topic (all partitions, no group) from the beginning, in the background
     of the test thread: each ``records()`` call fetches what arrived since the last."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.security = security
         self.seen: list[Any] = []
 
     def records(self) -> list[Any]:
-        self.seen = asyncio.run(read_topic(self.bootstrap, self.topic))
+        self.seen = asyncio.run(read_topic(self.bootstrap, self.topic, security=self.security))
         return self.seen
 
     def values(self) -> list[Any]:
