@@ -80,10 +80,11 @@ class MemoryStore:
             n += 1
         return n
 
-    async def publish(self, writes: Iterable[Write]) -> None:
+    async def publish(self, writes: list[Write]) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.changelog.extend(writes)
+        self.put(writes)  # delivered: now stored locally too
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         for partition in self.data.values():
@@ -104,6 +105,7 @@ class MemorySender:
 
     sent: list[Sent] = field(default_factory=list)
     failures: list[BaseException] = field(default_factory=list)
+    flushes: int = 0
 
     async def send(
         self,
@@ -114,6 +116,9 @@ class MemorySender:
         partition: int | None = None,
     ) -> None:
         self.sent.append(Sent(topic, key, value, headers, partition))
+
+    async def flush(self) -> None:
+        self.flushes += 1
 
     def fail(self, error: BaseException) -> None:
         self.failures.append(error)

@@ -107,12 +107,10 @@ class StateStore(Protocol):
 
     def get(self, key: bytes, partition: int) -> bytes | None: ...
 
-    def put(self, writes: Iterable[Write]) -> int:
-        """Store ``(key, partition, value)`` writes locally."""
-        ...
-
-    async def publish(self, writes: Iterable[Write]) -> None:
-        """Send the writes to the changelog (delivery may complete later)."""
+    async def publish(self, writes: list[Write]) -> None:
+        """Send ``(key, partition, value)`` writes to the changelog and, once they are
+        delivered, store them locally (never ahead of the changelog); raise if a
+        write was not delivered."""
         ...
 
 
@@ -127,6 +125,10 @@ class Sender(Protocol):
         headers: list[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> None: ...
+
+    async def flush(self) -> None:
+        """Wait until everything sent so far is delivered."""
+        ...
 
     def fail(self, error: BaseException) -> None:
         """Stop the worker: something produced did not reach Kafka."""
@@ -196,7 +198,6 @@ class ScoringLoop:
         self.cache: dict[str, LeadState] = {}
         self.writer = WriteBehind(
             encode=self._encode,
-            put=store.put,
             publish=self._publish,
             ack=self._ack,
             written=self._written,
@@ -422,6 +423,10 @@ class ScoringLoop:
             unstored, self._unstored = self._unstored, []
             for key, value, headers in unstored:
                 await self.sender.send(self.topics.dlq, key, value, headers)
+            # The stage changes, dead letters and reroutes these states caused are
+            # delivered before the states are stored: after a crash, a stored state
+            # makes its events replays, and what they sent would never be sent again.
+            await self.sender.flush()
             if writes:
                 await self.store.publish(writes)
         except Exception as exc:

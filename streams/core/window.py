@@ -9,18 +9,22 @@ offsets were not acked, so the events are read again (``lead.qualified`` may rep
 with the same event ids: at-least-once).
 
 Writing a window's states takes a good share of the worker's time (hot leads are
-large), and events would wait behind it. So a due window is *closed*, and encoded and
-stored in slices between the batches that follow while a new window fills, paced
+large), and events would wait behind it. So a due window is *closed*, and encoded
+in slices between the batches that follow while a new window fills, paced
 evenly over most of the time the window was open rather than as fast as possible (a
 burst of writes after each close starved the batches: latency spikes at every window
 in the bench). A window due by age or size waits until the one before it is
 written (up to twice its size), rather than the loop stalling to finish it. Each
-slice is published to the changelog by a background task as soon as it is stored (a
+slice is published to the changelog by a background task as soon as it is encoded (a
 producer waits a broker round trip whenever a partition's previous batch is still in
-flight; the agent must not). A last task acks the window once all its slices are
-handed over; publications run one at a time, in order, so a lead's records keep
-their order. The closed window's states must be its own: before a batch changes a
-lead the closed window has not written yet, :meth:`WriteBehind.claim` copies it.
+flight; the agent must not), and stored locally only once delivered: a local store
+ahead of its changelog would keep, after a crash, states that no other worker can
+restore, and skip as replays the events whose stage changes were never delivered.
+Until then the loop reads those states from its cache. A last task acks the window
+once all its slices are published; publications run one at a time, in order, so a
+lead's records keep their order. The closed window's states must be its own: before
+a batch changes a lead the closed window has not written yet,
+:meth:`WriteBehind.claim` copies it.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ class WriteWindow:
     dirty: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
     #: copies of states a later batch was about to change, still to be written
     claimed: dict[str, tuple[LeadState, int]] = field(default_factory=dict)
-    #: states encoded and stored so far (each slice is published once stored)
+    #: states encoded so far (each slice is published once encoded)
     stored: int = 0
     #: topic-partition -> last offset taken into the window
     last_offsets: dict[Any, int] = field(default_factory=dict)
@@ -78,7 +82,6 @@ class WriteBehind:
         self,
         *,
         encode: Callable[[str, LeadState, int], bytes | None],
-        put: Callable[[list[Write]], object],
         publish: Callable[[list[Write]], Awaitable[None]],
         ack: Callable[[int, Mapping[Any, int]], None],
         written: Callable[[int, int, float], None],
@@ -90,9 +93,9 @@ class WriteBehind:
     ) -> None:
         """``encode(lead_id, state, partition)`` returns the bytes to store (and may
         note the state's next decay change), or None for a state that cannot be
-        stored (left out of the window; the caller deals with it); ``put`` stores a
-        slice of writes locally; ``publish`` sends a complete window's writes to the changelog;
-        ``ack(generation, last_offsets)`` acks the window after that, and
+        stored (left out of the window; the caller deals with it); ``publish``
+        sends a slice of writes to the changelog and, once delivered, stores them
+        locally; ``ack(generation, last_offsets)`` acks the window after that, and
         ``written(states, events, seconds from close to ack)`` reports it.
 
         ``pace`` > 0 spreads a closed window's writes evenly over that fraction of
@@ -101,7 +104,6 @@ class WriteBehind:
         about half the worker's time under live load, and done at once they starved
         the batches behind them (latency spikes at every window, bench)."""
         self._encode = encode
-        self._put = put
         self._publish = publish
         self._ack = ack
         self._written = written
@@ -256,7 +258,6 @@ class WriteBehind:
             if time.perf_counter() >= deadline:
                 break
         if ready:
-            self._put(ready)
             closed.stored += len(ready)
             self._after(self._publish, ready)
         if claimed or dirty:

@@ -27,6 +27,8 @@ class Emitter:
     def __init__(self, app: Any) -> None:
         self.app = app
         self._crashing: asyncio.Future[Any] | None = None
+        #: Something was sent since the last flush.
+        self._unflushed = False
 
     @property
     def producer(self) -> Any:
@@ -45,6 +47,13 @@ class Emitter:
             topic, value, key=key, headers=headers, partition=partition
         )
         delivered.add_done_callback(self.check_delivered)
+        self._unflushed = True
+
+    async def flush(self) -> None:
+        """Wait until everything sent so far is delivered (a no-op if nothing was)."""
+        if self._unflushed:
+            self._unflushed = False
+            await self.producer.flush()
 
     def check_delivered(self, delivered: asyncio.Future[Any]) -> None:
         if delivered.cancelled() or delivered.exception() is None:

@@ -4,9 +4,9 @@
 two serializer registry calls, the store's key index, a changelog FutureMessage that
 goes through the producer buffer, and a RocksDB put of the persisted offset when each
 record is acknowledged. :class:`LeadStore` does what those writes amount to, per
-window: a put into the partition's store, one changelog record per lead in a record
-batch of the app's aiokafka producer, and one persisted-offset update per partition
-when the window's last batch is acknowledged. The data, the changelog and the offsets are the
+slice of a window: one changelog record per lead in a record batch of the app's
+aiokafka producer and, once delivered, a put into the partition's store and one
+persisted-offset update per partition. The data, the changelog and the offsets are the
 table's own, so Faust's recovery, standby handling and ``table.get`` see the same
 thing they would have written themselves.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from functools import partial
 from typing import Any
 
 from faust.types import TP
@@ -81,36 +80,39 @@ class LeadStore:
         else:
             db.update(batch)
 
-    async def publish(self, writes: Iterable[tuple[bytes, int, bytes]]) -> None:
+    async def publish(self, writes: list[tuple[bytes, int, bytes]]) -> None:
         """Send the writes to the changelog, one record batch per partition (another
-        when one fills): per-record ``send`` calls cost several times the append."""
+        when one fills): per-record ``send`` calls cost several times the append.
+        Once every batch is delivered, store the writes locally and persist each
+        partition's changelog offset: the local store is never ahead of the
+        changelog (see :mod:`streams.core.window`)."""
         producer = self.emitter.producer
         topic = self.changelog
         batches: dict[int, Any] = {}
-        last: dict[int, tuple[Any, Any]] = {}
+        sent: list[tuple[int, Any, asyncio.Future[Any]]] = []
         for key, partition, value in writes:
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = producer.create_batch()
             if batch.append(timestamp=None, key=key, value=value) is None:  # full
                 # Waits until the partition's previous batch is on its way.
-                sent = await producer.send_batch(batch, topic, partition=partition)
-                last[partition] = (batch, sent)
+                delivery = await producer.send_batch(batch, topic, partition=partition)
+                sent.append((partition, batch, delivery))
                 batch = batches[partition] = producer.create_batch()
                 if batch.append(timestamp=None, key=key, value=value) is None:
                     raise ValueError("a lead state is larger than the producer's batch size")
         for partition, batch in batches.items():
-            sent = await producer.send_batch(batch, topic, partition=partition)
-            last[partition] = (batch, sent)
-        for partition, (batch, delivered) in last.items():
-            count = batch.record_count()
-            delivered.add_done_callback(partial(self._on_delivered, partition, count))
-
-    def _on_delivered(self, partition: int, count: int, delivered: asyncio.Future[Any]) -> None:
-        if delivered.cancelled() or delivered.exception() is not None:
-            self.emitter.check_delivered(delivered)  # stops the worker
-            return
-        # Batches of one partition are delivered in order: the last one covers all.
-        # Its metadata carries the batch's base offset; Faust persists a record's own.
-        last_offset = delivered.result().offset + count - 1
-        self.table.data.set_persisted_offset(TP(self.changelog, partition), last_offset)
+            delivery = await producer.send_batch(batch, topic, partition=partition)
+            sent.append((partition, batch, delivery))
+        last_offsets: dict[int, int] = {}
+        for partition, batch, delivery in sent:
+            try:
+                metadata = await delivery
+            except Exception:
+                self.emitter.check_delivered(delivery)  # stops the worker
+                raise
+            # Faust persists a record's own offset; the metadata has the batch's base.
+            last_offsets[partition] = metadata.offset + batch.record_count() - 1
+        self.put(writes)
+        for partition, last_offset in last_offsets.items():
+            self.table.data.set_persisted_offset(TP(self.changelog, partition), last_offset)

@@ -241,6 +241,34 @@ async def test_a_window_that_fails_to_write_is_never_acked() -> None:
     assert h.source.acked == {}
 
 
+async def test_states_are_stored_locally_only_after_their_changelog_write_and_outputs() -> None:
+    h = Harness()
+    published_after_flushes: list[int] = []
+    publish = h.store.publish
+
+    async def recording_publish(writes: Any) -> None:
+        published_after_flushes.append(h.sender.flushes)
+        await publish(writes)
+
+    h.store.publish = recording_publish  # type: ignore[method-assign]
+    h.store.fail_with = RuntimeError("changelog refused")
+    h.put(h.web("lead-1", "/pricing"))
+    await h.step()
+    with pytest.raises(RuntimeError, match="changelog refused"):
+        await h.loop.write_windows("a test")
+    # Not delivered, so not stored: a restart on this store reads the event again and
+    # sends its stage change again, instead of skipping it as already applied.
+    assert h.stored("lead-1") is None
+    assert published_after_flushes == [1]  # the stage change was flushed first
+    h.store.fail_with = None
+    h2 = Harness(store=h.store)
+    h2.put(h2.web("lead-1", "/pricing"))
+    await h2.step()
+    await h2.write_window()
+    assert h2.stored("lead-1").events_seen == 1
+    assert h2.stages() == [("cold", "warm", "event")]
+
+
 async def test_a_decay_change_fires_a_tick_that_comes_back_as_a_stage_change() -> None:
     h = Harness()
     h.put(h.web("lead-1", "/pricing"))  # 30 points: warm; web halves every 4 s

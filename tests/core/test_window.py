@@ -23,6 +23,7 @@ class Recorder:
         pace: float = 0.0,
     ) -> None:
         self.now = 0.0  # the clock a paced writer reads
+        #: what the writer encoded, in order (published after, in slices)
         self.stored: list[Write] = []
         self.published: list[Write] = []
         self.acks: list[tuple[int, dict[Any, int]]] = []
@@ -32,8 +33,7 @@ class Recorder:
         self.gate.set()
         self.fail_next = False
         self.wb = WriteBehind(
-            encode=lambda lead, state, partition: b"%d" % state.events_seen,
-            put=self.stored.extend,
+            encode=self.encode,
             publish=self.publish,
             ack=lambda generation, offsets: self.acks.append((generation, dict(offsets))),
             written=self.written,
@@ -44,6 +44,11 @@ class Recorder:
             clock=lambda: self.now,
         )
 
+    def encode(self, lead: str, state: LeadState, partition: int) -> bytes:
+        value = b"%d" % state.events_seen
+        self.stored.append((lead.encode(), partition, value))
+        return value
+
     def written(self, states: int, events: int, seconds: float) -> None:
         self.reports.append(states)
         self.acked_events.append(events)
@@ -52,7 +57,7 @@ class Recorder:
         await self.gate.wait()
         if self.fail_next:
             raise RuntimeError("broker gone")
-        assert all(w in self.stored for w in writes)  # stored before published
+        assert all(w in self.stored for w in writes)  # encoded before published
         self.published.extend(writes)
 
     def batch(self, states: Mapping[str, LeadState], offset: int, now: float = 0.0) -> None:
