@@ -37,7 +37,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.common import Topics, say
+from bench.common import Topics, kafka_security, say
 from streams.local import verify
 from streams.local.kafka import LocalKafka, free_ports
 from streams.local.launcher import WorkerProcess
@@ -76,7 +76,12 @@ async def send_live(
             profile_ratio=0.0,
         )
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, request_timeout_ms=60_000)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        request_timeout_ms=60_000,
+        **kafka_security().aiokafka_kwargs(),
+    )
     await producer.start()
     started = time.monotonic()
     try:
@@ -116,7 +121,9 @@ async def chaos(args: argparse.Namespace, tmp: Path) -> int:
     run = uuid.uuid4().hex[:6]
     reference, chaotic = Topics(f"chaos-ref-{run}"), Topics(f"chaos-{run}")
     for topics in (reference, chaotic):
-        await ensure_topics_async(bootstrap, {topics.names["web"]: PARTITIONS}, timeout=60)
+        await ensure_topics_async(
+            bootstrap, {topics.names["web"]: PARTITIONS}, timeout=60, security=kafka_security()
+        )
     ref_worker = WorkerProcess(tmp / "ref").start(worker_env(reference, bootstrap))
     # The same web address each time: Faust refuses a static member whose URL changed.
     victim = WorkerProcess(tmp / "victim", web_port=free_ports(1)[0])
@@ -183,7 +190,7 @@ async def finish(worker: WorkerProcess, topics: Topics, bootstrap: str) -> None:
     deadline = time.monotonic() + 300
     while True:
         done, end = await verify.group_progress(
-            bootstrap, app_id(topics), [topics.names["web"]], PARTITIONS
+            bootstrap, app_id(topics), [topics.names["web"]], PARTITIONS, security=kafka_security()
         )
         if done == end:
             break
@@ -196,11 +203,18 @@ async def finish(worker: WorkerProcess, topics: Topics, bootstrap: str) -> None:
 
 async def compare(reference: Topics, chaotic: Topics, bootstrap: str) -> verify.Comparison:
     states = [
-        await verify.last_states(bootstrap, f"{app_id(t)}-leads-changelog", t.prefix)
+        await verify.last_states(
+            bootstrap, f"{app_id(t)}-leads-changelog", t.prefix, security=kafka_security()
+        )
         for t in (reference, chaotic)
     ]
     changes = [
-        [orjson.loads(r.value) for r in await verify.read_topic(bootstrap, t.names["qualified"])]
+        [
+            orjson.loads(r.value)
+            for r in await verify.read_topic(
+                bootstrap, t.names["qualified"], security=kafka_security()
+            )
+        ]
         for t in (reference, chaotic)
     ]
     return verify.compare(states[0], states[1], changes[0], changes[1])

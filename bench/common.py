@@ -4,6 +4,7 @@ in bulk, and the progress line."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from streams.settings import topic_env, topic_roles
+from streams.kafkasecurity import KafkaSecurity, security_of
+from streams.settings import Settings, topic_env, topic_roles
 from streams.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,6 +22,13 @@ PARTITIONS = 4
 #: Workload event kind -> the topic role it is sent to.
 KIND_TOPIC = {"web": "web", "email": "email", "webinar": "webinar", "profile": "profiles"}
 QUALIFIED_CONFIGS = {"message.timestamp.type": "LogAppendTime"}
+
+
+@functools.cache
+def kafka_security() -> KafkaSecurity:
+    """How the bench's own clients connect: the worker's settings from the environment
+    (``KAFKA_SECURITY_PROTOCOL`` and the rest), which its worker processes inherit."""
+    return security_of(Settings.from_env())
 
 
 def say(msg: str) -> None:
@@ -46,8 +55,13 @@ def create_topics(bootstrap: str, topics: Topics) -> None:
     """Create the run's topics. lead.qualified keeps the time the broker appended each
     record (LogAppendTime): the latency points time a stage change by it."""
     qualified = topics.names["qualified"]
-    ensure_topics(bootstrap, {qualified: PARTITIONS}, 60, configs=QUALIFIED_CONFIGS)
-    ensure_topics(bootstrap, dict.fromkeys(topics.names.values(), PARTITIONS), 60)
+    security = kafka_security()
+    ensure_topics(
+        bootstrap, {qualified: PARTITIONS}, 60, configs=QUALIFIED_CONFIGS, security=security
+    )
+    ensure_topics(
+        bootstrap, dict.fromkeys(topics.names.values(), PARTITIONS), 60, security=security
+    )
 
 
 async def produce_all(
@@ -60,6 +74,7 @@ async def produce_all(
         max_batch_size=1 << 20,
         max_request_size=8 << 20,
         acks=1,
+        **kafka_security().aiokafka_kwargs(),
     )
     await producer.start()
     n = 0

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.common import KIND_TOPIC, PARTITIONS, Topics
+from bench.common import KIND_TOPIC, PARTITIONS, Topics, kafka_security
 from streams.core.contract import right_sized
 from streams.core.partitioning import Partitioner
 from streams.local.workload import EventFactory, generate_events, great_fit_persona
@@ -208,9 +208,10 @@ async def offer_and_time(
     machine's two cores with the worker and the broker, so it must cost as little as
     it can while offering.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    security = kafka_security().aiokafka_kwargs()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security)
     await consumer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1, **security)
     await producer.start()
     try:
         changes = _StageChanges(consumer, topics.names["qualified"], trace)

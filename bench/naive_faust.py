@@ -22,6 +22,9 @@ from typing import Any
 import faust
 import orjson
 
+from bench.common import kafka_security
+from streams.faust_adapter.app import broker_credentials
+
 
 def main(argv: list[str]) -> None:
     bootstrap, app_id, result_path, stop_after_s, *topics = argv
@@ -30,6 +33,8 @@ def main(argv: list[str]) -> None:
     app = faust.App(
         app_id,
         broker=";".join(f"kafka://{hp}" for hp in bootstrap.split(",")),
+        # The baseline connects as the worker does, whatever the cluster requires.
+        broker_credentials=broker_credentials(kafka_security()),
         store="memory://",
         topic_partitions=4,
         key_serializer="raw",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import PARTITIONS, Topics, produce_all, say
+from bench.common import PARTITIONS, Topics, kafka_security, produce_all, say
 from bench.worker import BenchWorker, py_spy
 from scoring import load_default_model
 from streams.core.partitioning import Partitioner
@@ -29,7 +29,7 @@ def recovery(bootstrap: str, n_leads: int, tmp: Path, profile: str | None = None
     app_id = f"bench-rec-{uid}"
     topics = Topics(f"bench-rec-{uid}")
     changelog = f"{app_id}-leads-changelog"
-    ensure_topics(bootstrap, {changelog: PARTITIONS}, timeout=60)
+    ensure_topics(bootstrap, {changelog: PARTITIONS}, timeout=60, security=kafka_security())
     partitioner = Partitioner(PARTITIONS)
     samples = [
         st.to_dict()

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.common import kafka_security
 from streams.faust_adapter.app import FETCH_MIN_BYTES, PRODUCER_LINGER_S
 from streams.settings import Settings
 from streams.worker import event_loop_policy
@@ -43,14 +44,19 @@ def relayed(event_id: str) -> bool:
 
 
 async def relay(bootstrap: str, inputs: list[str], partitions: int, output: str) -> None:
+    security = kafka_security().aiokafka_kwargs()  # as the worker it stands in for
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         fetch_min_bytes=FETCH_MIN_BYTES,
         fetch_max_wait_ms=Settings.from_env().fetch_max_wait_ms,
+        **security,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=round(PRODUCER_LINGER_S * 1000), acks=PRODUCER_ACKS
+        bootstrap_servers=bootstrap,
+        linger_ms=round(PRODUCER_LINGER_S * 1000),
+        acks=PRODUCER_ACKS,
+        **security,
     )
     await consumer.start()
     await producer.start()

@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.common import PARTITIONS, REPO, Topics, say
+from bench.common import PARTITIONS, REPO, Topics, kafka_security, say
 from bench.relay import run_on_worker_loop
 from bench.worker import BenchWorker
 from streams.local.processes import stop_process
@@ -43,6 +43,7 @@ async def _ceiling(bootstrap: str, topics: list[str], n_events: int) -> float:
         group_id=None,
         max_partition_fetch_bytes=8 << 20,
         fetch_max_bytes=64 << 20,
+        **kafka_security().aiokafka_kwargs(),
     )
     await consumer.start()
     try:
