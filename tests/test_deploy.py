@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.kafkasecurity import MECHANISMS, PROTOCOLS
 from streams.local.kafka import KAFKA_VERSION
 from streams.local.settings import LocalSettings
 from streams.metrics import Metrics
@@ -57,10 +58,34 @@ def test_depends_on_names_existing_services(services: dict[str, dict[str, Any]])
 @pytest.mark.parametrize("service", ["worker", "demo"])
 def test_app_env_names_are_settings(services: dict[str, dict[str, Any]], service: str) -> None:
     names = set(services[service]["environment"])
-    ours = {n for n in names if n.startswith("LEADSTREAM_") or n == "KAFKA_BOOTSTRAP_SERVERS"}
-    assert ours == names, f"unexpected variables for {service}: {names - ours}"
-    unknown = ours - set(ENV_VARS.values())
+    unknown = names - set(ENV_VARS.values())
     assert not unknown, f"{service} sets variables streams.settings does not read: {unknown}"
+
+
+def test_worker_and_demo_reach_kafka_the_same_way(services: dict[str, dict[str, Any]]) -> None:
+    kafka = {name for name in ENV_VARS.values() if name.startswith("KAFKA_")}
+
+    def client(service: str) -> dict[str, str]:
+        env: dict[str, str] = services[service]["environment"]
+        return {k: v for k, v in env.items() if k in kafka}
+
+    assert client("worker") == client("demo")
+    assert client("worker")["KAFKA_SECURITY_PROTOCOL"] in PROTOCOLS
+
+
+def test_the_commented_secured_example_uses_real_settings_and_secret_files() -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    example = dict(re.findall(r"^#\s+((?:KAFKA|LEADSTREAM)_[A-Z_]+): (\S+)$", text, re.M))
+    assert example.keys() <= set(ENV_VARS.values()), example.keys() - set(ENV_VARS.values())
+    assert example["KAFKA_SECURITY_PROTOCOL"] in PROTOCOLS
+    assert example["KAFKA_SASL_MECHANISM"] in MECHANISMS
+    files = {name: path for name, path in example.items() if name.endswith("_FILE")}
+    assert {"KAFKA_SASL_PASSWORD_FILE", "KAFKA_SSL_CA_FILE"} <= files.keys()
+    assert "KAFKA_SASL_PASSWORD" not in example  # the password as a file, never a variable
+    secrets = set(re.findall(r"^#\s+([\w.-]+): \{file: ", text, re.M))
+    for path in files.values():
+        directory, _, name = path.rpartition("/")
+        assert directory == "/run/secrets" and name in secrets, path
 
 
 def test_app_containers_reach_kafka_on_its_internal_listener(
@@ -200,6 +225,25 @@ def worker_container(k8s: dict[str, dict[str, Any]]) -> dict[str, Any]:
     assert len(containers) == 1
     container: dict[str, Any] = containers[0]
     return container
+
+
+def test_k8s_kafka_secrets_are_files_from_a_secret_volume(k8s: dict[str, dict[str, Any]]) -> None:
+    config = k8s["ConfigMap"]["data"]
+    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["KAFKA_SASL_MECHANISM"] in MECHANISMS
+    # Secrets never in the ConfigMap: only paths to files.
+    assert "KAFKA_SASL_PASSWORD" not in config and "LEADSTREAM_API_TOKEN" not in config
+    spec = k8s["StatefulSet"]["spec"]["template"]["spec"]
+    secret_volumes = {v["name"] for v in spec.get("volumes", []) if "secret" in v}
+    mounts = [m for m in worker_container(k8s)["volumeMounts"] if m["name"] in secret_volumes]
+    assert mounts and all(m.get("readOnly") for m in mounts)
+    files = {k: v for k, v in config.items() if k.endswith("_FILE")}
+    assert {"KAFKA_SASL_PASSWORD_FILE", "KAFKA_SSL_CA_FILE"} <= files.keys()
+    for name, path in files.items():
+        assert any(path.startswith(m["mountPath"].rstrip("/") + "/") for m in mounts), name
+    for volume in spec["volumes"]:
+        if "secret" in volume:
+            assert volume["secret"]["defaultMode"] & 0o007 == 0  # not world-readable
 
 
 def test_k8s_env_names_are_settings(k8s: dict[str, dict[str, Any]]) -> None:
