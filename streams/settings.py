@@ -93,6 +93,9 @@ class Settings(FromEnv):
     topic_profiles: str = field(
         default="lead.profiles", metadata={"env": "LEADSTREAM_TOPIC_PROFILES"}
     )
+    topic_outcomes: str = field(
+        default="lead.outcomes", metadata={"env": "LEADSTREAM_TOPIC_OUTCOMES"}
+    )
     topic_qualified: str = field(
         default="lead.qualified", metadata={"env": "LEADSTREAM_TOPIC_QUALIFIED"}
     )

@@ -83,7 +83,7 @@ def test_topic_roles_and_their_environment_come_from_settings() -> None:
 
     roles = topic_roles()
     assert roles["profiles"] == Settings().topic_profiles
-    assert set(roles) == {"web", "email", "webinar", "profiles", "qualified", "dlq"}
+    assert set(roles) == {"web", "email", "webinar", "profiles", "outcomes", "qualified", "dlq"}
     renamed = {role: f"t.{name}" for role, name in roles.items()}
     s = Settings.from_env(topic_env(renamed))
     assert s.input_topics == tuple(renamed[r] for r in ("web", "email", "webinar", "profiles"))
