@@ -58,6 +58,7 @@ __all__ = [
     "Predicate",
     "compile_conditions",
     "compile_match",
+    "fields_of",
     "never",
     "normalize_text",
 ]
@@ -127,9 +128,10 @@ def compile_match(
     problems: list[str],
     fields: Mapping[str, frozenset[str] | None] | None = None,
     enums: Mapping[str, frozenset[str]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Matcher:
     """Compile ``spec`` into ``f(mapping) -> bool`` (see :func:`compile_conditions`)."""
-    return compile_conditions(spec, loc, problems, fields, enums)[0]
+    return compile_conditions(spec, loc, problems, fields, enums, defaults)[0]
 
 
 def compile_conditions(
@@ -138,6 +140,7 @@ def compile_conditions(
     problems: list[str],
     fields: Mapping[str, frozenset[str] | None] | None = None,
     enums: Mapping[str, frozenset[str]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Matcher, tuple[tuple[str, Predicate], ...] | None]:
     """Compile ``spec`` (a match table or a list of them) into ``f(mapping) -> bool``,
     plus, for a single table, its ``(field, predicate(value))`` pairs (all must hold),
@@ -147,14 +150,15 @@ def compile_conditions(
     matcher is then unusable (never matches) but compilation goes on so that every
     problem is reported. ``fields`` (if given) lists the only field names allowed, each
     with its allowed string values or None; ``enums`` restricts values of known fields
-    without restricting which fields may appear.
+    without restricting which fields may appear; ``defaults`` gives the value a
+    missing (or null) field is read as (a web event without ``action`` is a page view).
     """
     if isinstance(spec, list):
         if not spec:
             problems.append(f"{loc}: an empty list matches nothing (use a table)")
             return never, None
         parts = [
-            compile_match(item, f"{loc}[{i}]", problems, fields, enums)
+            compile_match(item, f"{loc}[{i}]", problems, fields, enums, defaults)
             for i, item in enumerate(spec)
         ]
         if len(parts) == 1:
@@ -186,10 +190,30 @@ def compile_conditions(
             allowed = enums.get(name)
         pred = _compile_condition(cond, floc, problems, allowed)
         if pred is not None:
+            if defaults is not None and name in defaults:
+                pred = _with_default(pred, defaults[name])
             conds.append((name, pred))
     if len(problems) != before:
         return never, None
     return _combine(conds), tuple(conds)
+
+
+def _with_default(pred: Predicate, default: Any) -> Predicate:
+    return lambda v: pred(default if v is None else v)
+
+
+def fields_of(spec: object) -> tuple[str, ...]:
+    """The field names a match reads (a table's keys, or every table's of a list).
+
+    >>> fields_of([{"a": 1}, {"b": 2, "a": 3}])
+    ('a', 'b')
+    """
+    tables = spec if isinstance(spec, list) else [spec]
+    names: dict[str, None] = {}
+    for table in tables:
+        if isinstance(table, dict):
+            names.update(dict.fromkeys(table))
+    return tuple(names)
 
 
 def _combine(conds: list[tuple[str, Predicate]]) -> Matcher:

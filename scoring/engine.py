@@ -50,11 +50,13 @@ from __future__ import annotations
 
 import math
 import uuid
-from bisect import bisect_left
 from collections.abc import Mapping
 from heapq import heappop, heappush
 from typing import Any, Literal, TypedDict
 
+from scoring.bots import caught, own_reason, remember
+from scoring.groupcaps import held, held_total
+from scoring.history import record
 from scoring.model import GRADE_RANK, Rule, ScoringModel
 from scoring.nextchange import (
     compute_next_change,
@@ -64,6 +66,14 @@ from scoring.nextchange import (
     refresh_thresholds,
     thresholds,
 )
+from scoring.reasons import (
+    Reason,
+    engagement_reasons,
+    fit_reasons,
+    reasons_at,
+    trigger_reasons,
+)
+from scoring.rulecaps import DENIED, cap_admit, cap_insert, cap_key, uncap
 from scoring.stages import evaluate_from_bottom, evaluate_index
 from scoring.state import LeadState
 
@@ -74,6 +84,7 @@ __all__ = [
     "advance",
     "apply",
     "breakdown_at",
+    "cap_insert",
     "reasons_at",
     "score_at",
     "snapshot",
@@ -84,12 +95,10 @@ TRANSITION_NAMESPACE = uuid.UUID("6f1c3a52-5f0e-4d3b-9a4e-2b8f6c1d7e90")
 
 _exp = math.exp
 _NEG_INF = -math.inf
+#: Sources bot filtering looks at (webinar platforms and the CRM see people).
+_SCREENED = frozenset({"web", "email"})
 
-
-class Reason(TypedDict):
-    rule_id: str
-    description: str
-    points: float
+Cause = Literal["event", "profile", "decay", "disqualifier", "model_change"]
 
 
 class Transition(TypedDict):
@@ -102,7 +111,7 @@ class Transition(TypedDict):
     from_stage: str
     to_stage: str
     direction: Literal["up", "down"]
-    cause: Literal["event", "profile", "decay", "disqualifier", "model_change"]
+    cause: Cause
     trigger_event_id: str | None
     changed_at: float
     score: float
@@ -111,6 +120,11 @@ class Transition(TypedDict):
     grade: str
     bant: dict[str, bool]
     reasons: list[Reason]
+    #: what the triggering event did (its rules' points, retracted bot points, the
+    #: disqualifier it set); empty for decay and model changes
+    trigger_reasons: list[Reason]
+    engagement_reasons: list[Reason]
+    fit_reasons: list[Reason]
     model_id: str
     model_version: str
 
@@ -119,46 +133,26 @@ class Transition(TypedDict):
 
 
 def score_at(state: LeadState, model: ScoringModel, t: float) -> float:
-    """The engagement score at time ``t`` (sum of every category, decayed to ``t``)."""
+    """The engagement score at time ``t``: every category decayed to ``t`` and held
+    within its group cap, the sum within the total cap (``scoring.groupcaps``)."""
     rates = model.rates
+    caps = model.category_caps
     total = 0.0
     for cat, acc in state.categories.items():
         rate = rates.get(cat, 0.0)
-        total += acc[0] * _exp((acc[1] - t) * rate) if rate else acc[0]
-    return total
+        v = acc[0] * _exp((acc[1] - t) * rate) if rate else acc[0]
+        total += held(model, cat, v) if caps else v
+    return held_total(model, total)
 
 
 def breakdown_at(state: LeadState, model: ScoringModel, t: float) -> dict[str, float]:
-    """Category -> points decayed to ``t`` (every category of the model)."""
+    """Category -> points decayed to ``t`` and held within its group cap (every
+    category of the model)."""
     out = dict.fromkeys(model.categories, 0.0)
     rates = model.rates
     for cat, acc in state.categories.items():
         rate = rates.get(cat, 0.0)
-        out[cat] = acc[0] * _exp((acc[1] - t) * rate) if rate else acc[0]
-    return out
-
-
-def reasons_at(state: LeadState, model: ScoringModel, t: float) -> list[Reason]:
-    """The top ``reasons_top_n`` rules (engagement and fit) by |points at t|."""
-    items: list[tuple[float, str, float]] = []
-    by_id = model.rule_by_id
-    for rid, acc in state.rules.items():
-        rule = by_id.get(rid)
-        rate = rule.rate if isinstance(rule, Rule) else 0.0
-        pts = acc[0] * _exp((acc[1] - t) * rate) if rate else acc[0]
-        if pts != 0.0:
-            items.append((-abs(pts), rid, pts))
-    for rid in state.fit_hits:
-        rule = by_id.get(rid)
-        if rule is not None and rule.points != 0.0:
-            items.append((-abs(rule.points), rid, rule.points))
-    items.sort()
-    out: list[Reason] = []
-    for _, rid, pts in items[: model.reasons_top_n]:
-        rule = by_id.get(rid)
-        out.append(
-            {"rule_id": rid, "description": rule.description if rule else rid, "points": pts}
-        )
+        out[cat] = held(model, cat, acc[0] * _exp((acc[1] - t) * rate) if rate else acc[0])
     return out
 
 
@@ -171,20 +165,24 @@ def _transition(
     model: ScoringModel,
     old: str,
     new: str,
-    cause: Literal["event", "profile", "decay", "disqualifier", "model_change"],
+    cause: Cause,
     trigger: str | None,
     at: float,
     score: float,
     *,
     key: str | None = None,
+    effects: list[list[Any]] | None = None,
 ) -> Transition:
-    """The stage change; its id is deterministic in the lead, the stages, the cause
-    and ``key`` (default: the trigger, or the time in ms)."""
+    """The stage change (also kept in the lead's history); its id is deterministic in
+    the lead, the stages, the cause and ``key`` (default: the trigger, or the time in
+    ms). ``effects``: what the triggering event did, its reasons first."""
     if key is None:
         key = trigger if trigger is not None else str(round(at * 1000))
     tid = str(uuid.uuid5(TRANSITION_NAMESPACE, f"{state.lead_id}|{old}|{new}|{cause}|{key}"))
     up = _stage_rank(model, new) > _stage_rank(model, old)
     state.changes += 1
+    record(state, model, [at, "stage", trigger, cause, [old, new, score]])
+    disqualifier = state.disqualifier if cause == "disqualifier" else None
     return {
         "event_id": tid,
         "lead_id": state.lead_id,
@@ -201,6 +199,9 @@ def _transition(
         "grade": state.grade,
         "bant": dict(state.bant),
         "reasons": reasons_at(state, model, at),
+        "trigger_reasons": trigger_reasons(model, effects or [], disqualifier),
+        "engagement_reasons": engagement_reasons(state, model, at),
+        "fit_reasons": fit_reasons(state, model),
         "model_id": model.id,
         "model_version": model.version,
     }
@@ -277,60 +278,6 @@ def _accumulate(
         acc[1] = t
 
 
-def _cap_admit(state: LeadState, model: ScoringModel, rule: Rule, t: float, eid: str) -> bool:
-    """Count the event under the rule's cap? The N smallest (time, event id) of each
-    window count, whatever the arrival order: an earlier event arriving at a full
-    window replaces the latest counted one."""
-    per = rule.cap_per
-    w = math.floor(t / per)
-    wins = state.caps.get(rule.id)
-    if wins is None:
-        wins = state.caps[rule.id] = {}
-    counted = wins.get(w)
-    if counted is None:
-        if len(wins) >= 4:  # prune now and then: bounded memory, little work per event
-            cutoff = state._clock - model.max_lateness
-            for old in [x for x in wins if (x + 1) * per <= cutoff]:
-                del wins[old]  # every event of that window would be late now
-        wins[w] = [t, eid]
-        return True
-    admitted = cap_insert(counted, t, eid, rule.cap_count)
-    if admitted is None:
-        return False
-    # A changed window gets a new list, the old one is never changed in place:
-    # LeadState.copy shares these lists (copying them was half a hot lead's copy).
-    wins[w], dropped_at = admitted
-    if dropped_at is not None:
-        _add(state, rule, -rule.points, dropped_at)
-    return True
-
-
-def cap_insert(
-    counted: list[Any], t: float, eid: str, cap_count: int
-) -> tuple[list[Any], float | None] | None:
-    """A cap window with (t, eid) counted: (the new flat list, the time of the event
-    that dropped out or None), or None if the window is full of earlier events.
-
-    The window is flat ``[t0, id0, t1, id1, ...]`` sorted by (time, id) (see
-    ``LeadState.caps``); the pair goes after every pair it sorts after or equals, as
-    ``bisect.insort`` would place it in a list of pairs.
-    """
-    n = len(counted)
-    if not n or t > counted[-2] or (t == counted[-2] and eid >= counted[-1]):
-        # After every counted event: the usual order, and the usual event at a full
-        # window (most of a hot lead's capped events), decided without the search.
-        return ([*counted, t, eid], None) if n < 2 * cap_count else None
-    # Before the last pair, so the search stops at a pair that sorts after it.
-    times = counted[::2]
-    i = bisect_left(times, t)
-    while times[i] == t and counted[2 * i + 1] <= eid:
-        i += 1
-    i *= 2
-    if n < 2 * cap_count:
-        return [*counted[:i], t, eid, *counted[i:]], None
-    return [*counted[:i], t, eid, *counted[i:-2]], counted[-2]  # the last one drops out
-
-
 def _merge_profile(state: LeadState, attrs: Mapping[str, Any], t: float, eid: str) -> bool:
     """Latest (event time, event id) wins per attribute; True if any value changed."""
     profile = state.profile
@@ -384,14 +331,15 @@ def _settle(
     state: LeadState,
     model: ScoringModel,
     at: float,
-    cause: Literal["event", "profile", "decay", "disqualifier", "model_change"],
+    cause: Cause,
     trigger: str | None,
     profile_changed: bool,
     *,
     key: str | None = None,
+    effects: list[list[Any]] | None = None,
 ) -> Transition | None:
     """Evaluate the stage at ``at`` after a change; the transition if it moved
-    (``key``: see ``_transition``)."""
+    (``key``, ``effects``: see ``_transition``)."""
     old = state.stage
     score = refresh_bound(state, model, at)
     if (
@@ -416,7 +364,153 @@ def _settle(
     state.stage = new
     state.nc_valid = False
     refresh_thresholds(state, model)
-    return _transition(state, model, old, new, cause, trigger, at, score, key=key)
+    return _transition(state, model, old, new, cause, trigger, at, score, key=key, effects=effects)
+
+
+def _unless(state: LeadState, rule: Rule, t: float) -> bool:
+    """Does the rule's ``unless`` hold for the lead's profile as of ``t``? Attributes
+    set after ``t`` read as not yet known: a click made before the unsubscribe still
+    counts when it arrives after it."""
+    profile = state.profile
+    times = state.profile_times
+    view = {f: profile[f] for f in rule.unless_fields if f in profile and times[f][0] <= t}
+    return rule.unless is not None and rule.unless(view)
+
+
+def _score_rules(
+    state: LeadState,
+    model: ScoringModel,
+    source: str,
+    data: Mapping[str, Any],
+    event: Mapping[str, Any],
+    effects: list[list[Any]],
+    counted: list[Any] | None,
+) -> bool:
+    """Count every matching rule (``unless`` and caps permitting), merging rule
+    ``sets``; True if the profile changed. Each count goes to ``effects`` (and to
+    ``counted``, the event's pattern entry, if it has one)."""
+    t = event["time"]
+    eid = event["event_id"]
+    profile_changed = False
+    for rule in model.dispatch[source].match(data):
+        if rule.unless is not None and _unless(state, rule, t):
+            continue
+        if rule.sets is not None and _merge_profile(state, rule.sets, t, eid):
+            profile_changed = True
+        key: int | str | None = None
+        if rule.cap_count:
+            key = cap_key(rule, data, t)
+            dropped_at = cap_admit(state, model, rule, key, t, eid)
+            if dropped_at is DENIED:
+                continue
+            if dropped_at is not None:  # a later event no longer counts
+                _add(state, rule, -rule.points, dropped_at)
+                effects.append([rule.id, -rule.points])
+        _add(state, rule, rule.points, t)
+        effects.append([rule.id, rule.points])
+        if counted is not None:
+            counted.append([rule.id, key])
+    return profile_changed
+
+
+def _screen(
+    state: LeadState, model: ScoringModel, event: Mapping[str, Any], taken: list[list[Any]]
+) -> tuple[str, list[Any] | None]:
+    """Bot filtering (``scoring.bots``): the event's own reason ("" for a person), and
+    the list to record what it counts in, if a pattern keeps it. Earlier events it
+    shows to be a bot's are retracted; what they gave back goes to ``taken``."""
+    rules = model.bots
+    reason = own_reason(event, rules)
+    i = remember(state, model, event, bool(reason))
+    if i < 0:
+        return reason, None
+    recent = state.recent
+    retracted: list[str] = []
+    for j, name in caught(recent, i, rules).items():
+        if j != i:
+            if _retract(state, model, j, name, taken):
+                retracted.append(name)
+        elif not reason:
+            reason = name
+            recent[i][5] = None  # the entry is this call's own: never shared yet
+    if retracted:
+        state.filtered = tuple(retracted)
+    return reason, None if reason else recent[i][5]
+
+
+def _retract(
+    state: LeadState, model: ScoringModel, j: int, name: str, taken: list[list[Any]]
+) -> bool:
+    """Take back what the event of pattern entry ``j`` counted, now found a bot's."""
+    entry = state.recent[j]
+    counted = entry[5]
+    if counted is None:
+        return False  # filtered already
+    t, eid = entry[0], entry[1]
+    back: list[list[Any]] = []
+    for rid, key in counted:
+        rule = model.rule_by_id.get(rid)
+        if not isinstance(rule, Rule):
+            continue  # removed by a model change, with its points
+        if rule.cap_count and not uncap(state, rule, key, t, eid):
+            continue  # displaced from its window already: its points went then
+        _add(state, rule, -rule.points, t)
+        back.append([rid, -rule.points])
+    state.recent[j] = [*entry[:5], None]
+    state.bots_filtered += 1
+    record(state, model, [t, "retracted", eid, name, back])
+    taken.extend(back)
+    return True
+
+
+def _filtered(
+    state: LeadState,
+    model: ScoringModel,
+    event: Mapping[str, Any],
+    at: float,
+    reason: str,
+    taken: list[list[Any]],
+    transitions: list[Transition],
+) -> tuple[LeadState, list[Transition]]:
+    """A bot's event: counted as filtered, in the history, never scored. If it
+    exposed earlier ones, their retraction may move the stage."""
+    eid = event["event_id"]
+    state.bots_filtered += 1
+    state.filtered = (reason, *state.filtered)
+    state.filtered_self = True
+    record(state, model, [event["time"], "bot", eid, event["source"], reason])
+    if taken:
+        state.nc_valid = False
+        tr = _settle(state, model, at, "event", eid, False, effects=taken)
+        if tr is not None:
+            transitions.append(tr)
+    return state, transitions
+
+
+def _fit_effects(
+    model: ScoringModel, before: list[str], after: list[str], effects: list[list[Any]]
+) -> None:
+    """Fit rules a profile change made match (+points) or stop matching (-points)."""
+    by_id = model.rule_by_id
+    was = set(before)
+    now = set(after)
+    effects.extend([rid, by_id[rid].points] for rid in after if rid not in was)
+    effects.extend([rid, -by_id[rid].points] for rid in before if rid not in now and rid in by_id)
+
+
+def _enter(state: LeadState, model: ScoringModel, t: float, eid: str) -> float:
+    """Move the lead to the event (decay changes on the way are ``_advance_to``'s
+    business: the caller's) and remember its id; the time it is scored at."""
+    heap = state.seen_heap
+    state.seen[eid] = t
+    heappush(heap, (t, eid))
+    cutoff = state._clock - model.max_lateness
+    limit = model.dedup_max_ids
+    seen = state.seen
+    while heap[0][0] < cutoff or len(heap) > limit:
+        del seen[heappop(heap)[1]]
+    state.events_seen += 1
+    return max(state._clock, t)
 
 
 def apply(
@@ -427,19 +521,22 @@ def apply(
     Order: a late event (time < clock - max_lateness) only increments
     ``state.late_dropped``; an event id already counted changes nothing. Otherwise the
     lead is first advanced to the event time if the event is newer (decay transitions
-    at their exact times), then at ``T = max(clock, time)`` the matching rules count
-    (caps permitting), profile attributes and rule ``sets`` merge, fit/BANT/disqualifiers
-    are recomputed if the profile changed, and the stage is evaluated once: at most
-    one event-caused transition, possibly over several stages.
+    at their exact times); a web or email event a bot sent (``scoring.bots``) is
+    filtered (``state.filtered``), never scored, and may take back earlier events it
+    shows were a bot's too; else at ``T = max(clock, time)`` the matching rules count
+    (``unless`` and caps permitting), profile attributes and rule ``sets`` merge,
+    fit/BANT/disqualifiers are recomputed if the profile changed, and the stage is
+    evaluated once: at most one event-caused transition, possibly over several stages.
     """
+    state.filtered = ()
+    state.filtered_self = False
     t = event["time"]
     clock = state._clock
     if t < clock - model.max_lateness:
         state.late_dropped += 1
         return state, []
     eid = event["event_id"]
-    seen = state.seen
-    if eid in seen:
+    if eid in state.seen:
         return state, []
     transitions: list[Transition] = []
     if not state.stage:
@@ -448,48 +545,56 @@ def apply(
         if clock != _NEG_INF and not no_crossing_before(state, model, t):
             _advance_to(state, model, t, transitions)
         state._clock = t
-        at = t
-    else:
-        at = clock
-    # Dedup window: ids of counted events within max_lateness, at most dedup_max_ids.
-    seen[eid] = t
-    heap = state.seen_heap
-    heappush(heap, (t, eid))
-    cutoff = state._clock - model.max_lateness
-    limit = model.dedup_max_ids
-    while heap[0][0] < cutoff or len(heap) > limit:
-        del seen[heappop(heap)[1]]
-    state.events_seen += 1
-
+    at = _enter(state, model, t, eid)
     source = event["source"]
+    taken: list[list[Any]] = []
+    counted = None
+    if model.bots.enabled and source in _SCREENED:
+        reason, counted = _screen(state, model, event, taken)
+        if reason:
+            return _filtered(state, model, event, at, reason, taken, transitions)
+    return state, _scored(state, model, event, at, taken, counted, transitions)
+
+
+def _scored(
+    state: LeadState,
+    model: ScoringModel,
+    event: Mapping[str, Any],
+    at: float,
+    taken: list[list[Any]],
+    counted: list[Any] | None,
+    transitions: list[Transition],
+) -> list[Transition]:
+    """The rest of ``apply`` for an event that is scored."""
+    source = event["source"]
+    eid = event["event_id"]
     profile_changed = False
     if source == "profile":
         data: Mapping[str, Any] = event.get("attributes") or {}
-        profile_changed = _merge_profile(state, data, t, eid)
+        profile_changed = _merge_profile(state, data, event["time"], eid)
     else:
         data = event
-    scored = False
-    for rule in model.dispatch[source].match(data):
-        if rule.sets is not None and _merge_profile(state, rule.sets, t, eid):
-            profile_changed = True
-        if rule.cap_count and not _cap_admit(state, model, rule, t, eid):
-            continue
-        _add(state, rule, rule.points, t)
-        scored = True
+    effects: list[list[Any]] = []
+    if _score_rules(state, model, source, data, event, effects, counted):
+        profile_changed = True
     if profile_changed:
+        fit_before = state.fit_hits
         if _recompute_profile(state, model):
-            cause: Literal["event", "profile", "disqualifier"] = "disqualifier"
+            cause: Cause = "disqualifier"
         else:
             cause = "profile" if source == "profile" else "event"
-    elif scored:
+        _fit_effects(model, fit_before, state.fit_hits, effects)
+    elif effects or taken:
         cause = "event"
     else:
-        return state, transitions
+        return transitions
+    if effects:
+        record(state, model, [event["time"], "event", eid, source, effects])
     state.nc_valid = False
-    tr = _settle(state, model, at, cause, eid, profile_changed)
+    tr = _settle(state, model, at, cause, eid, profile_changed, effects=effects + taken)
     if tr is not None:
         transitions.append(tr)
-    return state, transitions
+    return transitions
 
 
 def advance(
@@ -529,9 +634,12 @@ def snapshot(state: LeadState, model: ScoringModel, now: float) -> dict[str, Any
         "bant": dict(s.bant),
         "disqualifier": s.disqualifier,
         "reasons": reasons_at(s, model, at),
+        "engagement_reasons": engagement_reasons(s, model, at),
+        "fit_reasons": fit_reasons(s, model),
         "clock": s.clock,
         "next_change_at": nc,
         "events_seen": s.events_seen,
+        "bots_filtered": s.bots_filtered,
         "model_id": model.id,
         "model_version": model.version,
     }

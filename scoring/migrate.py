@@ -12,6 +12,10 @@ model to ``model`` before anything reads it:
   breakdown) are rebuilt from the rules.
 - **Profile.** Fit score, grade, BANT and the disqualifier are recomputed from the
   stored profile: exact.
+- **Group and total caps** hold points as they are read, so an edited cap applies to
+  every lead at once, exactly. The lead's history and bot patterns are kept; an entry
+  naming a removed rule reads as its id, and a retraction skips it (its points went
+  with it).
 - **Stage.** Re-evaluated at ``now`` under the new thresholds by the engine's own
   rules (as after a profile change), from the lead's stage or the stage that took
   its name over (``renamed_from``), with the model's hysteresis; a stage the model no
@@ -22,7 +26,8 @@ model to ``model`` before anything reads it:
 - **Not exact, and how it is handled:** a changed half-life applies from each
   accumulator's anchor (the lead's latest event) on: what decayed before stays
   decayed at the old rate. A changed cap applies to events from now on; events
-  already counted stay counted. A rule whose old points were 0 cannot be rescaled
+  already counted stay counted (a cap changed from a time window to a field's values,
+  or back, starts empty). A rule whose old points were 0 cannot be rescaled
   and stays 0 until its next event. A state from before states recorded their model
   (``model`` "") is taken as scored under ``model``.
 
@@ -77,10 +82,16 @@ def _migrate_rules(state: LeadState, model: ScoringModel) -> None:
         state.rule_points[rid] = rule.points
     for rid in [r for r in state.rule_points if r not in rules]:
         del state.rule_points[rid]
+    # Cap windows of a rule that no longer has that kind of cap go; the others stay
+    # (a changed cap applies to events from now on).
     for rid in list(state.caps):
         rule = model.rule_by_id.get(rid)
-        if not isinstance(rule, Rule) or not rule.cap_count:
+        if not isinstance(rule, Rule) or not rule.cap_count or rule.cap_by is not None:
             del state.caps[rid]
+    for rid in list(state.caps_by):
+        rule = model.rule_by_id.get(rid)
+        if not isinstance(rule, Rule) or not rule.cap_count or rule.cap_by is None:
+            del state.caps_by[rid]
     # A category's sum is the sum of its rules' (each added at its own anchor).
     categories: dict[str, list[float]] = {}
     for rid, (value, anchor) in rules.items():

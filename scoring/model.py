@@ -19,6 +19,7 @@ __all__ = [
     "GRADES",
     "GRADE_RANK",
     "SOURCES",
+    "BotRules",
     "Disqualifier",
     "FitRule",
     "ModelError",
@@ -48,9 +49,17 @@ class ModelError(ValueError):
 
 
 class Rule:
-    """An engagement rule, compiled. ``rate`` is ln2/half-life (0.0: no decay)."""
+    """An engagement rule, compiled. ``rate`` is ln2/half-life (0.0: no decay).
+
+    A cap counts at most ``cap_count`` events per window: per aligned time window of
+    ``cap_per`` seconds, or with ``cap_by`` per value of that event field (once per
+    webinar). ``unless`` (a match over the lead's profile as of the event's time,
+    reading ``unless_fields``) keeps the rule from counting: no email scoring once
+    unsubscribed.
+    """
 
     __slots__ = (
+        "cap_by",
         "cap_count",
         "cap_per",
         "category",
@@ -62,6 +71,8 @@ class Rule:
         "rate",
         "sets",
         "source",
+        "unless",
+        "unless_fields",
     )
 
     def __init__(
@@ -77,6 +88,10 @@ class Rule:
         sets: dict[str, Any] | None,
         rate: float,
         conds: tuple[tuple[str, Predicate], ...] | None = None,
+        *,
+        cap_by: str | None = None,
+        unless: Matcher | None = None,
+        unless_fields: tuple[str, ...] = (),
     ) -> None:
         self.id = id
         self.description = description
@@ -89,6 +104,9 @@ class Rule:
         self.sets = sets
         self.rate = rate
         self.conds = conds
+        self.cap_by = cap_by
+        self.unless = unless
+        self.unless_fields = unless_fields
 
     def __repr__(self) -> str:
         return f"Rule({self.id!r}, {self.source}, {self.points:+g})"
@@ -158,12 +176,81 @@ class Disqualifier:
         self.stage = stage
 
 
+class BotRules:
+    """``[bots]``: which events are not a person's and are never scored.
+
+    ``enabled`` switches all of it. ``tracker_flag``: events a tracker sent with
+    ``is_bot = true``. ``known_user_agents``: user agents on the maintained crawler
+    list, matched by the worker (``streams.core.bots``), which marks the event before
+    scoring. The rest are per-lead time patterns (``scoring.bots``), each 0 when off:
+    email clicks within ``email_after_delivery`` seconds of that email's delivery or
+    within ``email_click_gap`` of another click on it, ``email_links_count`` different
+    links of one email clicked within ``email_links_within``; web views with a dwell of
+    at most ``web_max_dwell`` seconds, ``web_burst_count`` of them within
+    ``web_burst_within``. Patterns look back ``memory`` seconds from the lead's clock.
+    """
+
+    __slots__ = (
+        "email_after_delivery",
+        "email_click_gap",
+        "email_links_count",
+        "email_links_within",
+        "enabled",
+        "known_user_agents",
+        "memory",
+        "tracker_flag",
+        "web_burst_count",
+        "web_burst_within",
+        "web_max_dwell",
+    )
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = False,
+        tracker_flag: bool = False,
+        known_user_agents: bool = False,
+        memory: float = 3600.0,
+        email_after_delivery: float = 0.0,
+        email_click_gap: float = 0.0,
+        email_links_count: int = 0,
+        email_links_within: float = 0.0,
+        web_burst_count: int = 0,
+        web_burst_within: float = 0.0,
+        web_max_dwell: float = 0.0,
+    ) -> None:
+        self.enabled = enabled
+        self.tracker_flag = tracker_flag
+        self.known_user_agents = known_user_agents
+        self.memory = memory
+        self.email_after_delivery = email_after_delivery
+        self.email_click_gap = email_click_gap
+        self.email_links_count = email_links_count
+        self.email_links_within = email_links_within
+        self.web_burst_count = web_burst_count
+        self.web_burst_within = web_burst_within
+        self.web_max_dwell = web_max_dwell
+
+    @property
+    def email_patterns(self) -> bool:
+        """Any email pattern on (then delivered and clicked emails are remembered)."""
+        return self.enabled and bool(
+            self.email_after_delivery or self.email_click_gap or self.email_links_count
+        )
+
+    @property
+    def web_patterns(self) -> bool:
+        return self.enabled and bool(self.web_burst_count)
+
+
 class ScoringModel:
     """A loaded, validated, compiled model. Treat as immutable; share freely."""
 
     __slots__ = (
         "bant",
+        "bots",
         "categories",
+        "category_caps",
         "dedup_max_ids",
         "description",
         "dispatch",
@@ -174,6 +261,7 @@ class ScoringModel:
         "forced_stages",
         "grade_bounds",
         "half_lives",
+        "history_size",
         "id",
         "max_lateness",
         "max_rate",
@@ -186,6 +274,7 @@ class ScoringModel:
         "source_name",
         "stage_index",
         "stages",
+        "total_cap",
         "version",
     )
 
@@ -201,6 +290,8 @@ class ScoringModel:
     max_lateness: float
     dedup_max_ids: int
     reasons_top_n: int
+    #: Entries kept in each lead's history (0: none).
+    history_size: int
     #: category -> half-life in seconds (None: no decay), in file order.
     half_lives: dict[str, float | None]
     #: category -> ln2 / half-life (0.0: no decay).
@@ -222,6 +313,11 @@ class ScoringModel:
     forced_stages: frozenset[str]
     disqualifiers: tuple[Disqualifier, ...]
     disqualifier_by_id: dict[str, Disqualifier]
+    #: ``[caps]``: category -> N, its points held within [-N, N] (group caps), and
+    #: the score within [-total_cap, total_cap] (inf: no total cap).
+    category_caps: dict[str, float]
+    total_cap: float
+    bots: BotRules
 
     def __repr__(self) -> str:
         return f"ScoringModel({self.id!r}, version={self.version!r}, rules={len(self.rules)})"

@@ -19,7 +19,7 @@ from typing import Any
 __all__ = ["diff_models"]
 
 #: Top-level settings compared one by one.
-_SETTINGS = ("max_lateness", "dedup_max_ids", "reasons_top_n")
+_SETTINGS = ("max_lateness", "dedup_max_ids", "reasons_top_n", "history_size")
 
 
 def diff_models(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -42,6 +42,19 @@ def diff_models(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     out += _by_id(
         "disqualifier", old.get("disqualifiers", []), new.get("disqualifiers", []), _plain
     )
+    caps_old, caps_new = old.get("caps", {}), new.get("caps", {})
+    out += [
+        f"caps.{key}: {caps_old.get(key)} -> {caps_new.get(key)} (exact: applies at once)"
+        for key in sorted(set(caps_old) | set(caps_new))
+        if caps_old.get(key) != caps_new.get(key)
+    ]
+    bots_old, bots_new = old.get("bots", {}), new.get("bots", {})
+    out += [
+        f"bots.{key}: {bots_old.get(key)} -> {bots_new.get(key)} "
+        "(NOT exact: applies to events from now on)"
+        for key in sorted(set(bots_old) | set(bots_new))
+        if bots_old.get(key) != bots_new.get(key)
+    ]
     settings_old, settings_new = old.get("settings", {}), new.get("settings", {})
     for key in _SETTINGS:
         if settings_old.get(key) != settings_new.get(key):
@@ -68,7 +81,7 @@ def _rule(rid: str, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         )
     out += [
         f"rule {rid}: {key} changed (NOT exact: events already scored are not re-matched)"
-        for key in ("match", "source", "sets", "category")
+        for key in ("match", "source", "sets", "category", "unless")
         if before.get(key) != after.get(key)
     ]
     return out

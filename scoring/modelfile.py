@@ -32,13 +32,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from scoring.conditions import Matcher, compile_conditions, compile_match, never
+from scoring.conditions import Matcher, compile_conditions, compile_match, fields_of, never
 from scoring.dispatch import Dispatcher
 from scoring.durations import parse_duration
 from scoring.model import (
     BANT_KEYS,
     GRADE_RANK,
     SOURCES,
+    BotRules,
     Disqualifier,
     FitRule,
     ModelError,
@@ -48,6 +49,7 @@ from scoring.model import (
 )
 
 __all__ = [
+    "FIELD_DEFAULTS",
     "PROFILE_ENUMS",
     "SOURCE_FIELDS",
     "load_default_model",
@@ -57,10 +59,20 @@ __all__ = [
 
 _EMAIL_ACTIONS = frozenset({"delivered", "open", "click", "bounce", "unsubscribe", "spam_report"})
 _WEBINAR_ACTIONS = frozenset({"registered", "attended", "no_show", "question"})
+_WEB_ACTIONS = frozenset({"page_view", "form_submit", "download"})
 
 #: Fields a rule of each event source may test (None: any string value).
 SOURCE_FIELDS: dict[str, dict[str, frozenset[str] | None]] = {
-    "web": {"url": None, "path": None, "referrer": None, "duration_seconds": None, "title": None},
+    "web": {
+        "url": None,
+        "path": None,
+        "referrer": None,
+        "duration_seconds": None,
+        "title": None,
+        "action": _WEB_ACTIONS,
+        "form_id": None,
+        "asset": None,
+    },
     "email": {
         "action": _EMAIL_ACTIONS,
         "campaign_id": None,
@@ -69,6 +81,10 @@ SOURCE_FIELDS: dict[str, dict[str, frozenset[str] | None]] = {
     },
     "webinar": {"action": _WEBINAR_ACTIONS, "webinar_id": None, "minutes_attended": None},
 }
+
+#: What a rule reads for a field an event leaves out: a web event is a page view
+#: unless it says otherwise (trackers that only send page views need not say so).
+FIELD_DEFAULTS: dict[str, dict[str, Any]] = {"web": {"action": "page_view"}}
 
 #: Allowed values of the enumerated profile attributes (other keys are free).
 PROFILE_ENUMS: dict[str, frozenset[str]] = {
@@ -83,6 +99,29 @@ PROFILE_ENUMS: dict[str, frozenset[str]] = {
 }
 
 _LN2 = math.log(2.0)
+#: Most history entries a lead may keep: each is part of every write of its state.
+MAX_HISTORY = 500
+_RULE_KEYS = (
+    "id",
+    "description",
+    "source",
+    "category",
+    "points",
+    "match",
+    "cap",
+    "sets",
+    "unless",
+)
+_BOT_KEYS = (
+    "enabled",
+    "tracker_flag",
+    "known_user_agents",
+    "memory",
+    "email_after_delivery",
+    "email_click_gap",
+    "email_links",
+    "web_burst",
+)
 
 
 def load_model(path: str | Path) -> ScoringModel:
@@ -231,6 +270,8 @@ class _Builder:
                 "bant",
                 "stages",
                 "disqualifiers",
+                "caps",
+                "bots",
             ),
         )
         m = ScoringModel()
@@ -254,17 +295,22 @@ class _Builder:
         self.stages(m, self.array(data.get("stages"), "stages"))
         self.forced(m, data.get("forced_stages", []))
         self.disqualifiers(m, self.array(data.get("disqualifiers"), "disqualifiers"))
+        self.caps(m, self.table(data.get("caps"), "caps"))
+        self.bots(m, self.table(data.get("bots"), "bots"))
         if self.problems:
             raise ModelError(self.source_name, self.problems)
         return m
 
     def settings(self, m: ScoringModel, s: dict[str, Any]) -> None:
-        self.keys(s, "settings", ("max_lateness", "dedup_max_ids", "reasons_top_n"))
+        self.keys(s, "settings", ("max_lateness", "dedup_max_ids", "reasons_top_n", "history_size"))
         m.max_lateness = self.duration(
             s.get("max_lateness", "30d"), "settings.max_lateness", positive=False
         )
         m.dedup_max_ids = self.integer(s, "dedup_max_ids", "settings", 256, 1)
         m.reasons_top_n = self.integer(s, "reasons_top_n", "settings", 5, 0)
+        m.history_size = self.integer(s, "history_size", "settings", 50, 0)
+        if m.history_size > MAX_HISTORY:
+            self.err(f"settings.history_size: at most {MAX_HISTORY} (each entry is stored)")
 
     def decay(self, m: ScoringModel, d: dict[str, Any]) -> None:
         m.half_lives = {}
@@ -283,74 +329,96 @@ class _Builder:
         m.max_rate = max(m.rates.values(), default=0.0)
 
     def rules(self, m: ScoringModel, rules: list[dict[str, Any]], ids: dict[str, str]) -> None:
-        out: list[Rule] = []
-        for i, r in enumerate(rules):
-            loc = f"rules[{i}]"
-            self.keys(
-                r,
-                loc,
-                ("id", "description", "source", "category", "points", "match", "cap", "sets"),
-            )
-            rid = self.string(r, "id", loc, None)
-            self.unique(ids, rid, f"{loc}.id", "rule id")
-            description = self.string(r, "description", loc, rid or "?")
-            source = r.get("source")
-            if source not in SOURCES:
-                self.err(f"{loc}.source: {source!r} is not one of {', '.join(SOURCES)}")
-                source = "web"
-            category = r.get("category", source)
-            if not isinstance(category, str) or category not in m.half_lives:
-                known = ", ".join(m.half_lives) or "none declared"
-                self.err(f"{loc}.category: unknown category {category!r} (in [decay]: {known})")
-                category = ""
-            points = self.number(r, "points", loc, None)
-            if "match" not in r:
-                self.err(f"{loc}.match: missing (a table of conditions; {{}} matches all)")
-            if source == "profile":
-                match, conds = compile_conditions(
-                    r.get("match", {}), f"{loc}.match", self.problems, enums=PROFILE_ENUMS
-                )
-            else:
-                match, conds = compile_conditions(
-                    r.get("match", {}), f"{loc}.match", self.problems, SOURCE_FIELDS[source]
-                )
-            cap_count, cap_per = 0, 0.0
-            if "cap" in r:
-                cap = self.table(r["cap"], f"{loc}.cap")
-                self.keys(cap, f"{loc}.cap", ("count", "per"))
-                if cap:
-                    cap_count = self.integer(cap, "count", f"{loc}.cap", 1, 1)
-                    if "per" not in cap:
-                        self.err(f"{loc}.cap.per: missing (a duration such as 1d)")
-                    cap_per = self.duration(cap.get("per", 1.0), f"{loc}.cap.per", positive=True)
-            sets: dict[str, Any] | None = None
-            if "sets" in r:
-                sets = self.table(r["sets"], f"{loc}.sets")
-                for key, value in sets.items():
-                    if not isinstance(value, str | int | float | bool):
-                        self.err(f"{loc}.sets.{key}: {value!r} is not a string, number or boolean")
-                if not sets:
-                    sets = None
-            rate = m.rates.get(category, 0.0)
-            out.append(
-                Rule(
-                    rid,
-                    description,
-                    str(source),
-                    category,
-                    points,
-                    match,
-                    cap_count,
-                    cap_per,
-                    sets,
-                    rate,
-                    conds,
-                )
-            )
+        out = [self.rule(m, r, f"rules[{i}]", ids) for i, r in enumerate(rules)]
         m.rules = tuple(out)
         m.rules_by_source = {s: tuple(r for r in out if r.source == s) for s in SOURCES}
         m.dispatch = {s: Dispatcher(rules) for s, rules in m.rules_by_source.items()}
         m.rule_by_id = {r.id: r for r in out}
+
+    def rule(self, m: ScoringModel, r: dict[str, Any], loc: str, ids: dict[str, str]) -> Rule:
+        self.keys(
+            r,
+            loc,
+            _RULE_KEYS,
+        )
+        rid = self.string(r, "id", loc, None)
+        self.unique(ids, rid, f"{loc}.id", "rule id")
+        description = self.string(r, "description", loc, rid or "?")
+        source = r.get("source")
+        if source not in SOURCES:
+            self.err(f"{loc}.source: {source!r} is not one of {', '.join(SOURCES)}")
+            source = "web"
+        category = r.get("category", source)
+        if not isinstance(category, str) or category not in m.half_lives:
+            known = ", ".join(m.half_lives) or "none declared"
+            self.err(f"{loc}.category: unknown category {category!r} (in [decay]: {known})")
+            category = ""
+        points = self.number(r, "points", loc, None)
+        if "match" not in r:
+            self.err(f"{loc}.match: missing (a table of conditions; {{}} matches all)")
+        if source == "profile":
+            match, conds = compile_conditions(
+                r.get("match", {}), f"{loc}.match", self.problems, enums=PROFILE_ENUMS
+            )
+        else:
+            match, conds = compile_conditions(
+                r.get("match", {}),
+                f"{loc}.match",
+                self.problems,
+                SOURCE_FIELDS[source],
+                defaults=FIELD_DEFAULTS.get(source),
+            )
+        cap_count, cap_per, cap_by = self.rule_cap(r, loc, str(source))
+        sets: dict[str, Any] | None = None
+        if "sets" in r:
+            sets = self.table(r["sets"], f"{loc}.sets")
+            for key, value in sets.items():
+                if not isinstance(value, str | int | float | bool):
+                    self.err(f"{loc}.sets.{key}: {value!r} is not a string, number or boolean")
+            if not sets:
+                sets = None
+        unless: Matcher | None = None
+        if "unless" in r:
+            unless = compile_match(r["unless"], f"{loc}.unless", self.problems, enums=PROFILE_ENUMS)
+        return Rule(
+            rid,
+            description,
+            str(source),
+            category,
+            points,
+            match,
+            cap_count,
+            cap_per,
+            sets,
+            m.rates.get(category, 0.0),
+            conds,
+            cap_by=cap_by,
+            unless=unless,
+            unless_fields=fields_of(r.get("unless")),
+        )
+
+    def rule_cap(self, r: dict[str, Any], loc: str, source: str) -> tuple[int, float, str | None]:
+        """(count, per seconds, by field) of a rule's ``cap``; (0, 0.0, None): none."""
+        if "cap" not in r:
+            return 0, 0.0, None
+        cap = self.table(r["cap"], f"{loc}.cap")
+        self.keys(cap, f"{loc}.cap", ("count", "per", "by"))
+        if not cap:
+            return 0, 0.0, None
+        count = self.integer(cap, "count", f"{loc}.cap", 1, 1)
+        if "by" in cap:
+            by = cap["by"]
+            fields = SOURCE_FIELDS.get(source, {})
+            if "per" in cap:
+                self.err(f"{loc}.cap: per and by together (one window: a time or a field)")
+            if source == "profile" or by not in fields:
+                known = ", ".join(sorted(fields)) or "none for profile rules"
+                self.err(f"{loc}.cap.by: {by!r} is not a field of {source} events ({known})")
+                return count, 0.0, None
+            return count, 0.0, str(by)
+        if "per" not in cap:
+            self.err(f"{loc}.cap.per: missing (a duration such as 1d, or by = a field)")
+        return count, self.duration(cap.get("per", 1.0), f"{loc}.cap.per", positive=True), None
 
     def fit(self, m: ScoringModel, fit: dict[str, Any], ids: dict[str, str]) -> None:
         self.keys(fit, "fit", ("rules", "grades"))
@@ -501,3 +569,88 @@ class _Builder:
             out.append(Disqualifier(did, description, match, stage))
         m.disqualifiers = tuple(out)
         m.disqualifier_by_id = {d.id: d for d in out}
+
+    def caps(self, m: ScoringModel, caps: dict[str, Any]) -> None:
+        """``[caps]``: ``category = N`` holds the category's points within [-N, N];
+        ``total = N`` the score. Stage thresholds must lie inside the total cap, so
+        that it changes the score people read, never which stage a lead is in."""
+        m.category_caps = {}
+        m.total_cap = math.inf
+        for key in caps:
+            if key != "total" and key not in m.half_lives:
+                known = ", ".join([*m.half_lives, "total"])
+                self.err(f"caps.{key}: unknown category (known: {known})")
+                continue
+            n = self.number(caps, key, "caps", None)
+            if n <= 0:
+                self.err(f"caps.{key}: {n:g} must be above 0 (points are held within [-N, N])")
+                continue
+            if key == "total":
+                m.total_cap = n
+            else:
+                m.category_caps[key] = n
+        for st in m.stages[1:]:
+            for what, score in (("entry", st.entry_score), ("exit", st.exit_score)):
+                if not -m.total_cap < score <= m.total_cap:
+                    self.err(
+                        f"caps.total: {m.total_cap:g} leaves stage {st.name}'s {what}.score "
+                        f"{score:g} out of reach (thresholds must be within the total cap)"
+                    )
+
+    def bots(self, m: ScoringModel, bots: dict[str, Any]) -> None:
+        """``[bots]``: absent, bot filtering is off (a model written before it scores
+        as it did); the bundled default turns it on."""
+        self.keys(bots, "bots", _BOT_KEYS)
+        if not bots:
+            m.bots = BotRules()
+            return
+        flags = {}
+        for key in ("enabled", "tracker_flag", "known_user_agents"):
+            value = bots.get(key, True)
+            if not isinstance(value, bool):
+                self.err(f"bots.{key}: {value!r} is not true or false")
+                value = False
+            flags[key] = value
+        links_count, links_within = self.bot_window(bots, "email_links", dwell=False)[:2]
+        burst_count, burst_within, max_dwell = self.bot_window(bots, "web_burst", dwell=True)
+        m.bots = BotRules(
+            enabled=flags["enabled"],
+            tracker_flag=flags["tracker_flag"],
+            known_user_agents=flags["known_user_agents"],
+            memory=self.duration(bots.get("memory", "1h"), "bots.memory", positive=True),
+            email_after_delivery=self.bot_seconds(bots, "email_after_delivery"),
+            email_click_gap=self.bot_seconds(bots, "email_click_gap"),
+            email_links_count=links_count,
+            email_links_within=links_within,
+            web_burst_count=burst_count,
+            web_burst_within=burst_within,
+            web_max_dwell=max_dwell,
+        )
+        longest = max(m.bots.email_after_delivery, m.bots.email_click_gap, links_within)
+        if max(longest, burst_within) > m.bots.memory:
+            self.err("bots.memory: shorter than a pattern's window (it must see the window)")
+
+    def bot_seconds(self, bots: dict[str, Any], key: str) -> float:
+        """A pattern's duration, 0.0 when absent or ``false`` (off)."""
+        value = bots.get(key, False)
+        if value is False:
+            return 0.0
+        return self.duration(value, f"bots.{key}", positive=True)
+
+    def bot_window(
+        self, bots: dict[str, Any], key: str, *, dwell: bool
+    ) -> tuple[int, float, float]:
+        """``{ count = N, within = D [, max_dwell = D] }``: (N, D, dwell); zeros when off."""
+        value = bots.get(key, False)
+        if value is False:
+            return 0, 0.0, 0.0
+        loc = f"bots.{key}"
+        table = self.table(value, loc)
+        allowed = ("count", "within", "max_dwell") if dwell else ("count", "within")
+        self.keys(table, loc, allowed)
+        count = self.integer(table, "count", loc, 2, 2)
+        within = self.duration(table.get("within", 0), f"{loc}.within", positive=True)
+        max_dwell = 0.0
+        if dwell:
+            max_dwell = self.duration(table.get("max_dwell", 0), f"{loc}.max_dwell", positive=False)
+        return count, within, max_dwell

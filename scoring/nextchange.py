@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 
 from scoring.decay import first_crossing
+from scoring.groupcaps import held, held_total, release_after
 from scoring.model import GRADE_RANK, ScoringModel
 from scoring.state import LeadState
 
@@ -81,17 +82,42 @@ def compute_next_change(state: LeadState, model: ScoringModel) -> None:
         return
     lower, upper = thresholds(state, model, idx)
     rates = model.rates
+    caps = model.category_caps
     k = 0.0
-    by_rate: dict[float, float] = {}
+    terms: list[tuple[float, float]] = []  # (rate, value at clock) of decaying categories
+    held_back: list[tuple[float, float, float, float]] = []  # (release, cap, rate, value)
     for cat, acc in state.categories.items():
         rate = rates.get(cat, 0.0)
-        if rate:
-            by_rate[rate] = by_rate.get(rate, 0.0) + acc[0] * _exp((acc[1] - clock) * rate)
+        n = caps.get(cat) if caps else None
+        if not rate:
+            k += held(model, cat, acc[0])
+            continue
+        v = acc[0] * _exp((acc[1] - clock) * rate)
+        if n is not None and abs(v) > n:
+            held_back.append((release_after(v, n, rate), math.copysign(n, v), rate, v))
         else:
-            k += acc[0]
+            terms.append((rate, v))
+    # The total cap holds every threshold (scoring.groupcaps): it moves no crossing.
+    if not held_back:
+        found = _first_change(terms, k, lower, upper, clock)
+    else:
+        found = _first_change_held(terms, held_back, k, lower, upper, clock)
+    if found is not None:
+        state.next_change = clock + found[0]
+        state.nc_up = found[1]
+
+
+def _first_change(
+    terms: list[tuple[float, float]], k: float, lower: float, upper: float, clock: float
+) -> tuple[float, bool] | None:
+    """(offset from ``clock``, up?) of the first crossing of ``lower`` (down) or
+    ``upper`` (up) by ``k + sum v * exp(-rate * x)``; None if none."""
+    by_rate: dict[float, float] = {}
+    for rate, v in terms:
+        by_rate[rate] = by_rate.get(rate, 0.0) + v
     mus = [r for r, c in by_rate.items() if c != 0.0]
     if not mus:
-        return
+        return None
     cs = [by_rate[r] for r in mus]
     tol = max(1e-9, abs(clock) * 1e-15)
     best: float | None = None
@@ -104,9 +130,37 @@ def compute_next_change(state: LeadState, model: ScoringModel) -> None:
         x = first_crossing(cs, mus, k, upper, True, tol)
         if x is not None and (best is None or x < best):
             best, up = x, True
-    if best is not None:
-        state.next_change = clock + best
-        state.nc_up = up
+    return None if best is None else (best, up)
+
+
+def _first_change_held(
+    terms: list[tuple[float, float]],
+    held_back: list[tuple[float, float, float, float]],
+    k: float,
+    lower: float,
+    upper: float,
+    clock: float,
+) -> tuple[float, bool] | None:
+    """``_first_change`` while some categories are held at their cap: between two
+    release times the held ones are constants, so solve piece by piece (a held
+    category reads its cap until its decaying sum comes back within it, then decays
+    as its own term)."""
+    held_back.sort()
+    start = 0.0
+    for i, (release, _, rate, value) in enumerate(held_back):
+        piece_k = k + sum(cap for _, cap, _, _ in held_back[i:])
+        found = _first_change(_shifted(terms, start), piece_k, lower, upper, clock + start)
+        if found is not None and start + found[0] <= release:
+            return start + found[0], found[1]
+        terms.append((rate, value))
+        start = release
+    found = _first_change(_shifted(terms, start), k, lower, upper, clock + start)
+    return None if found is None else (start + found[0], found[1])
+
+
+def _shifted(terms: list[tuple[float, float]], start: float) -> list[tuple[float, float]]:
+    """The terms as values at offset ``start`` instead of 0."""
+    return [(r, v * _exp(-r * start)) for r, v in terms]
 
 
 def next_change_at(state: LeadState, model: ScoringModel) -> float | None:
@@ -145,17 +199,20 @@ def next_change_by(state: LeadState, model: ScoringModel, until: float) -> float
 def refresh_bound(state: LeadState, model: ScoringModel, at: float) -> float:
     """The score at ``at``; also caches the fast-path bound as of ``at``."""
     rates = model.rates
+    caps = model.category_caps
     k = pos = neg = 0.0
     for cat, acc in state.categories.items():
         rate = rates.get(cat, 0.0)
         if rate:
             v = acc[0] * _exp((acc[1] - at) * rate)
+            if caps:  # held within its cap: still moves towards 0 only (bound holds)
+                v = held(model, cat, v)
             if v > 0.0:
                 pos += v
             else:
                 neg += v
         else:
-            k += acc[0]
+            k += held(model, cat, acc[0]) if caps else acc[0]
     if not state.b_valid:  # else the thresholds are current (see refresh_thresholds)
         refresh_thresholds(state, model)
         state.b_valid = True
@@ -163,7 +220,7 @@ def refresh_bound(state: LeadState, model: ScoringModel, at: float) -> float:
     state.b_k = k
     state.b_pos = pos
     state.b_neg = neg
-    return k + neg + pos
+    return held_total(model, k + neg + pos)
 
 
 def refresh_thresholds(state: LeadState, model: ScoringModel) -> None:
@@ -203,12 +260,15 @@ def no_crossing_before(state: LeadState, model: ScoringModel, until: float) -> b
     lower, upper = thresholds(state, model, idx)
     clock = state._clock
     rates = model.rates
+    caps = model.category_caps
     lo = hi = 0.0
     for cat, acc in state.categories.items():
         rate = rates.get(cat, 0.0)
         if rate:
             a = acc[0] * _exp((acc[1] - clock) * rate)
             b = a * _exp((clock - until) * rate)
+            if caps:  # holding is monotone: the ends still bound the interval
+                a, b = held(model, cat, a), held(model, cat, b)
             if a < b:
                 lo += a
                 hi += b
@@ -216,6 +276,7 @@ def no_crossing_before(state: LeadState, model: ScoringModel, until: float) -> b
                 lo += b
                 hi += a
         else:
-            lo += acc[0]
-            hi += acc[0]
+            v = held(model, cat, acc[0]) if caps else acc[0]
+            lo += v
+            hi += v
     return lo >= lower and hi < upper

@@ -17,13 +17,19 @@ from typing import Any
 
 __all__ = ["SCHEMA_VERSION", "LeadState", "cap_pairs"]
 
-#: 3: ``applied`` (the highest input position applied, per source), ``changes``
-#: (stage changes so far, the per-lead sequence number of the last one), ``model``
-#: (the fingerprint of the model it was scored under) and ``rule_points``. 2: a cap
-#: window is one flat list ``[t0, id0, t1, id1, ...]`` (1: a list of ``[t, id]``
-#: pairs). Versions 1 and 2 are still read (with nothing applied and no changes).
-SCHEMA_VERSION = 3
+#: 4: ``history`` (the lead's recent scored and filtered events and stage changes),
+#: ``recent`` (what bot patterns compare a new event with), ``caps_by`` (rule caps
+#: counted per field value) and ``bots_filtered``. 3: ``applied`` (the highest input
+#: position applied, per source), ``changes`` (stage changes so far, the per-lead
+#: sequence number of the last one), ``model`` (the fingerprint of the model it was
+#: scored under) and ``rule_points``. 2: a cap window is one flat list ``[t0, id0,
+#: t1, id1, ...]`` (1: a list of ``[t, id]`` pairs). Versions 1 to 3 are still read
+#: (with what they lack empty).
+SCHEMA_VERSION = 4
 _NEG_INF = -math.inf
+_READABLE = frozenset({1, 2, 3, SCHEMA_VERSION})
+#: What ``LeadState.filtered`` is between events: nothing filtered (shared, immutable).
+_NOTHING: tuple[str, ...] = ()
 
 
 class LeadState:
@@ -47,14 +53,19 @@ class LeadState:
         "b_valid",
         "bant",
         "bant_count",
+        "bots_filtered",
         "caps",
+        "caps_by",
         "categories",
         "changes",
         "disqualifier",
         "events_seen",
+        "filtered",
+        "filtered_self",
         "fit_hits",
         "fit_points",
         "grade",
+        "history",
         "late_dropped",
         "lead_id",
         "model",
@@ -63,6 +74,7 @@ class LeadState:
         "next_change",
         "profile",
         "profile_times",
+        "recent",
         "rule_points",
         "rules",
         "seen",
@@ -94,6 +106,19 @@ class LeadState:
     #: capped rule id -> window index -> the events counted, sorted by (time, event
     #: id), as one flat list ``[t0, id0, t1, id1, ...]`` (see :func:`cap_pairs`)
     caps: dict[str, dict[int, list[Any]]]
+    #: rule id -> field value -> its counted events, flat as in ``caps`` (a rule
+    #: capped ``by`` a field: once per webinar)
+    caps_by: dict[str, dict[str, list[Any]]]
+    #: The lead's recent scored and filtered events and stage changes, oldest first,
+    #: at most the model's ``history_size`` (see ``scoring.history``). Entries are
+    #: never changed once appended (copies share them).
+    history: list[list[Any]]
+    #: What bot patterns compare a new event with: recent delivered and clicked
+    #: emails and short web views, sorted by (time, event id), bounded (see
+    #: ``scoring.bots``). Entries are replaced, never changed in place.
+    recent: list[list[Any]]
+    #: Events found not to be a person's and not scored (on arrival or later).
+    bots_filtered: int
     #: source -> highest position applied from it. Opaque here: the caller names its
     #: sources and positions (the worker: input topic-partition -> offset) and skips a
     #: record at or below what the stored state has applied, so a replay after a crash
@@ -109,6 +134,10 @@ class LeadState:
     next_change: float | None
     nc_up: bool
     nc_valid: bool
+    # Not serialised: what the last ``apply`` filtered as bots (reasons, the applied
+    # event's first when ``filtered_self``), for the caller to count.
+    filtered: tuple[str, ...]
+    filtered_self: bool
     # Not serialised: a cheap bound for "can decay change the stage before t?" (the
     # engine's fast path). At b_t0: no-decay sum, positive and negative decaying sums,
     # and the current stage's exit / next reachable entry thresholds.
@@ -141,6 +170,12 @@ class LeadState:
         self.seen = {}
         self.seen_heap = []
         self.caps = {}
+        self.caps_by = {}
+        self.history = []
+        self.recent = []
+        self.bots_filtered = 0
+        self.filtered = _NOTHING
+        self.filtered_self = False
         self.applied = {}
         self.changes = 0
         self.model = ""
@@ -186,6 +221,10 @@ class LeadState:
         # The window lists are shared: the engine replaces a window's list when it
         # changes, never mutates it (a hot lead has ~200 of them).
         s.caps = {rid: dict(wins) for rid, wins in self.caps.items()}
+        s.caps_by = {rid: dict(wins) for rid, wins in self.caps_by.items()}
+        s.history = list(self.history)
+        s.recent = list(self.recent)
+        s.bots_filtered = self.bots_filtered
         s.applied = dict(self.applied)
         s.changes = self.changes
         s.model = self.model
@@ -210,6 +249,12 @@ class LeadState:
         d["caps"] = {
             rid: {str(w): list(flat) for w, flat in wins.items()} for rid, wins in self.caps.items()
         }
+        d["caps_by"] = {
+            rid: {key: list(flat) for key, flat in wins.items()}
+            for rid, wins in self.caps_by.items()
+        }
+        d["history"] = [_plain(e) for e in self.history]
+        d["recent"] = [_plain(e) for e in self.recent]
         d["applied"] = dict(self.applied)
         d["rule_points"] = dict(self.rule_points)
         return d
@@ -240,6 +285,10 @@ class LeadState:
             "disqualifier": self.disqualifier,
             "seen": self.seen_heap,
             "caps": self.caps,
+            "caps_by": self.caps_by,
+            "history": self.history,
+            "recent": self.recent,
+            "bots_filtered": self.bots_filtered,
             "model": self.model,
             "rule_points": self.rule_points,
             "applied": self.applied,
@@ -253,9 +302,9 @@ class LeadState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LeadState:
         """Inverse of :meth:`to_dict` (``from_dict(x).to_dict() == x``); also reads
-        versions 1 (cap windows as pairs) and 2."""
+        versions 1 (cap windows as pairs), 2 and 3."""
         version = d.get("v")
-        if version != SCHEMA_VERSION and version != 1 and version != 2:
+        if version not in _READABLE:
             raise ValueError(f"unsupported LeadState schema version {version!r}")
         s = cls(d["lead_id"])
         s.stage = d["stage"]
@@ -285,6 +334,13 @@ class LeadState:
                 rid: {int(w): list(flat) for w, flat in wins.items()}
                 for rid, wins in d["caps"].items()
             }
+        s.caps_by = {
+            rid: {key: list(flat) for key, flat in wins.items()}
+            for rid, wins in d.get("caps_by", {}).items()
+        }
+        s.history = [_plain(e) for e in d.get("history", ())]
+        s.recent = [_plain(e) for e in d.get("recent", ())]
+        s.bots_filtered = d.get("bots_filtered", 0)
         s.applied = dict(d.get("applied", {}))
         s.changes = d.get("changes", 0)
         s.model = d.get("model", "")
@@ -294,6 +350,12 @@ class LeadState:
         s.nc_up = d["next_change_up"]
         s.b_valid = False
         return s
+
+
+def _plain(entry: list[Any]) -> list[Any]:
+    """A copy of a history or pattern entry, its nested lists copied too (plain data
+    that ``to_dict`` and ``from_dict`` hand out, never the state's own lists)."""
+    return [_plain(x) if isinstance(x, list) else x for x in entry]
 
 
 def cap_pairs(flat: list[Any]) -> list[tuple[float, str]]:

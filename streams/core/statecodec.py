@@ -26,7 +26,7 @@ The contract (tested in ``tests/core/test_statecodec.py``):
 >>> from scoring import LeadState
 >>> raw = encode_state(LeadState("lead-1"))
 >>> raw[:20]
-b'{"v":3,"lead_id":"le'
+b'{"v":4,"lead_id":"le'
 >>> decode_state(raw).lead_id
 'lead-1'
 """

@@ -130,6 +130,34 @@ stage = "disqualified"
 """
 
 
+#: TEST_MODEL with bot filtering, group and total caps, and a rule counted once per
+#: webinar; no rule cap on the screened sources, so that which events count is a
+#: function of the set of events, whatever their order (see scoring.bots).
+SIGNAL_MODEL = (
+    TEST_MODEL.replace('cap = { count = 2, per = "10s" }\n', "", 1)
+    + """
+[bots]
+email_after_delivery = "10s"
+email_click_gap = "2s"
+email_links = { count = 3, within = "10s" }
+web_burst = { count = 3, within = "10s", max_dwell = "1s" }
+
+[caps]
+web = 45
+email = 30
+total = 90
+
+[[rules]]
+id = "wb-once"
+description = "Attended, once per webinar"
+source = "webinar"
+points = 5
+match = { action = "attended" }
+cap = { count = 1, by = "webinar_id" }
+"""
+)
+
+
 def small_model(text: str = TEST_MODEL) -> ScoringModel:
     return load_model_text(text, "test.toml")
 
@@ -137,16 +165,20 @@ def small_model(text: str = TEST_MODEL) -> ScoringModel:
 _n = 0
 
 
-def web(path: str, t: float, eid: str | None = None, lead: str = "L") -> dict[str, object]:
-    return _ev("web", t, eid, lead, path=path, url="https://x" + path)
+def web(
+    path: str, t: float, eid: str | None = None, lead: str = "L", **kw: object
+) -> dict[str, object]:
+    return _ev("web", t, eid, lead, path=path, url="https://x" + path, **kw)
 
 
-def email(action: str, t: float, eid: str | None = None, lead: str = "L") -> dict[str, object]:
-    return _ev("email", t, eid, lead, action=action, campaign_id="c1")
+def email(
+    action: str, t: float, eid: str | None = None, lead: str = "L", **kw: object
+) -> dict[str, object]:
+    return _ev("email", t, eid, lead, action=action, **{"campaign_id": "c1", **kw})
 
 
 def webinar(action: str, t: float, eid: str | None = None, **kw: object) -> dict[str, object]:
-    return _ev("webinar", t, eid, "L", action=action, webinar_id="w1", **kw)
+    return _ev("webinar", t, eid, "L", action=action, **{"webinar_id": "w1", **kw})
 
 
 def profile(t: float, eid: str | None = None, **attrs: object) -> dict[str, object]:

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 EXAMPLES = 300
 
 PATHS = ["/pricing", "/pricing/x", "/blog/a", "/careers", "/about"]
-ACTIONS = ["click", "open", "unsubscribe"]
+ACTIONS = ["click", "open", "unsubscribe", "delivered"]
+#: Web dwell times: none reported, short (what bot patterns look at), long.
+DWELLS = [None, 0.0, 0.5, 30.0]
 ATTRS: dict[str, list[Any]] = {
     "seniority": ["vp", "manager", "c_level", "student"],
     "company_size": [5, 150, 2000],
@@ -41,12 +43,17 @@ def events(
             paths = ["/pricing", "/blog/a"] if positive_only else PATHS
             ev["path"] = draw(st.sampled_from(paths))
             ev["url"] = "https://x" + ev["path"]
+            dwell = draw(st.sampled_from(DWELLS))
+            if dwell is not None:
+                ev["duration_seconds"] = dwell
         elif kind == "email":
             ev["action"] = "click" if positive_only else draw(st.sampled_from(ACTIONS))
-            ev["campaign_id"] = "c"
+            ev["campaign_id"] = draw(st.sampled_from(["c", "d"]))
+            if ev["action"] == "click":
+                ev["link"] = draw(st.sampled_from(["/a", "/b", "/pricing"]))
         elif kind == "webinar":
             ev["action"] = "attended"
-            ev["webinar_id"] = "w"
+            ev["webinar_id"] = draw(st.sampled_from(["w", "v"]))
         else:
             keys = draw(
                 st.lists(st.sampled_from(sorted(ATTRS)), min_size=1, max_size=4, unique=True)

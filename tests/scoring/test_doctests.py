@@ -8,11 +8,14 @@ import importlib
 import pytest
 
 MODULES = [
+    "scoring.bots",
     "scoring.conditions",
     "scoring.decay",
     "scoring.dispatch",
     "scoring.durations",
     "scoring.engine",
+    "scoring.groupcaps",
+    "scoring.history",
     "scoring.model",
     "scoring.modelfile",
     "scoring.nextchange",

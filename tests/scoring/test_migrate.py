@@ -17,11 +17,35 @@ from scoring.migrate import migrate
 from scoring.model import GRADE_RANK
 from scoring.stages import evaluate_from_bottom, stay_holds
 
-from .models import TEST_MODEL, small_model, web
+from .models import TEST_MODEL, small_model, web, webinar
 from .strategies import EXAMPLES as N
 from .strategies import events
 
-RULES = ("w-pricing", "w-blog", "w-careers", "e-click", "e-unsub", "wb-attended", "p-phone")
+RULES = (
+    "w-pricing",
+    "w-blog",
+    "w-careers",
+    "e-click",
+    "e-unsub",
+    "wb-attended",
+    "p-phone",
+    "wb-once",
+)
+#: In every drawn model alike: bot filtering (the same events filtered under A and
+#: B) and a rule capped once per webinar (its windows carried over).
+SIGNALS = """
+[bots]
+email_click_gap = "2s"
+web_burst = { count = 3, within = "10s", max_dwell = "1s" }
+
+[[rules]]
+id = "wb-once"
+description = "Attended, once per webinar"
+source = "webinar"
+points = 5
+match = { action = "attended" }
+cap = { count = 1, by = "webinar_id" }
+"""
 FIT_RULES = ("f-senior", "f-size", "f-free")
 
 
@@ -31,9 +55,11 @@ def edited(
     stages: tuple[float, ...],
     rename_mql: bool,
     wider_timeline: bool,
+    caps: str = "",
 ) -> str:
-    """TEST_MODEL with other points, grade bands, thresholds, stage name and BANT."""
-    text = TEST_MODEL
+    """TEST_MODEL (with SIGNALS) with other points, grade bands, thresholds, stage
+    name, BANT and group caps."""
+    text = TEST_MODEL + SIGNALS + caps
     for rid, value in points.items():
         text = re.sub(
             rf'(id = "{rid}"\n(?:[^\n]*\n)*?points = )[-0-9.]+', rf"\g<1>{value!r}", text, count=1
@@ -80,8 +106,18 @@ def models(draw: Any) -> ScoringModel:
     mx = me - draw(st.integers(1, 15))
     se = me + draw(st.integers(1, 40))
     sx = se - draw(st.integers(1, 15))
+    caps = ""
+    if draw(st.booleans()):  # group caps, and a total cap holding every threshold
+        web, email = draw(st.integers(10, 60)), draw(st.integers(10, 60))
+        total = max(se, abs(wx)) + draw(st.integers(0, 50))
+        caps = f"\n[caps]\nweb = {web}\nemail = {email}\ntotal = {total}\n"
     text = edited(
-        points, (a, b, c), (we, wx, me, mx, se, sx), draw(st.booleans()), draw(st.booleans())
+        points,
+        (a, b, c),
+        (we, wx, me, mx, se, sx),
+        draw(st.booleans()),
+        draw(st.booleans()),
+        caps,
     )
     return small_model(text)
 
@@ -225,3 +261,18 @@ def test_a_removed_disqualifier_lets_its_leads_out_from_the_bottom() -> None:
     b = small_model(without)
     [change] = migrate(s, b, 1.0)
     assert (change["from_stage"], change["to_stage"]) == ("disqualified", "warm")
+
+
+def test_cap_windows_follow_the_kind_of_cap_and_history_stays() -> None:
+    a = small_model(TEST_MODEL + SIGNALS)
+    s = scored([webinar("attended", 0.0, "w1"), web("/pricing", 0.0, "p1")], a)
+    assert s.caps_by.keys() == {"wb-once"} and s.caps.keys() == {"w-pricing"}
+    history = list(s.history)
+    # wb-once now capped per day, w-pricing per value of path, w-blog removed
+    b_text = (TEST_MODEL + SIGNALS).replace(
+        'cap = { count = 1, by = "webinar_id" }', 'cap = { count = 1, per = "1d" }'
+    )
+    b_text = b_text.replace('cap = { count = 2, per = "10s" }', 'cap = { count = 2, by = "path" }')
+    migrate(s, small_model(b_text), 1.0)
+    assert s.caps_by == {} and s.caps == {}
+    assert s.history[: len(history)] == history

@@ -41,3 +41,20 @@ def test_each_kind_of_edit_is_named_with_what_migration_makes_of_it() -> None:
         "rule w-blog2: added (starts from nothing: past events not replayed)",
         "rule w-blog: removed (dropped from stored leads)",
     ]
+
+
+def test_caps_bots_history_and_unless_are_named() -> None:
+    old = tomllib.loads(TEST_MODEL + "\n[caps]\nweb = 40\n")
+    new = tomllib.loads(
+        TEST_MODEL.replace("reasons_top_n = 3", "reasons_top_n = 3\nhistory_size = 20").replace(
+            'match = { action = "click" }', 'match = { action = "click" }\nunless = { x = 1 }'
+        )
+        + '\n[caps]\nweb = 50\ntotal = 100\n[bots]\nemail_click_gap = "2s"\n'
+    )
+    assert diff_models(old, new) == [
+        "rule e-click: unless changed (NOT exact: events already scored are not re-matched)",
+        "caps.total: None -> 100 (exact: applies at once)",
+        "caps.web: 40 -> 50 (exact: applies at once)",
+        "bots.email_click_gap: None -> 2s (NOT exact: applies to events from now on)",
+        "settings.history_size: None -> 20",
+    ]

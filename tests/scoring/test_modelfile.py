@@ -151,8 +151,8 @@ def _broken(old: str, new: str) -> str:
         (
             'match = { path = { glob = "/blog*" } }',
             'match = { paht = "/blog" }',
-            "rules[1].match.paht: unknown field (known: duration_seconds, path, referrer, "
-            "title, url)",
+            "rules[1].match.paht: unknown field (known: action, asset, duration_seconds, "
+            "form_id, path, referrer, title, url)",
         ),
         (
             'match = { action = "click" }',

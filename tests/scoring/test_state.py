@@ -13,17 +13,19 @@ from hypothesis import strategies as st
 from scoring import LeadState, advance, apply, next_change_at
 from scoring.state import cap_pairs
 
-from .models import small_model, web
+from .models import SIGNAL_MODEL, small_model, web
 from .strategies import EXAMPLES as N
 from .strategies import events
 
 M = small_model()
+#: What every v4 field holds (history, bot patterns, caps by value) gets exercised.
+S = small_model(SIGNAL_MODEL)
 
 
-def run(evs: list[dict[str, Any]]) -> LeadState:
+def run(evs: list[dict[str, Any]], model: Any = M) -> LeadState:
     s = LeadState("L")
     for e in evs:
-        s, _ = apply(s, e, M)
+        s, _ = apply(s, e, model)
     return s
 
 
@@ -32,24 +34,31 @@ def test_state_schema_version_and_repr() -> None:
     s, _ = apply(s, web("/blog", 3.0), small_model())
     assert repr(s) == "LeadState('L', stage='cold', clock=3.0, events_seen=1)"
     d = s.to_dict()
-    d["v"] = 4
-    with pytest.raises(ValueError, match="unsupported LeadState schema version 4"):
+    d["v"] = 5
+    with pytest.raises(ValueError, match="unsupported LeadState schema version 5"):
         LeadState.from_dict(d)
 
 
 @settings(max_examples=N, deadline=None)
 @given(events(), events(max_size=5))
 def test_to_dict_round_trip(evs: list[dict[str, Any]], more: list[dict[str, Any]]) -> None:
-    s = run(evs)
-    next_change_at(s, M)
+    s = LeadState("L")
+    for e in evs:
+        s, _ = apply(s, e, S)
+    next_change_at(s, S)
     s.applied["web.visits:0"] = 41
     d = s.to_dict()
-    assert d["v"] == 3
+    assert d["v"] == 4
     restored = LeadState.from_dict(orjson.loads(orjson.dumps(d)))
     assert restored.to_dict() == d
-    # Versions 1 and 2 (before positions and the change count) read as the same state,
-    # with nothing applied and no changes counted.
-    v2 = {k: v for k, v in d.items() if k not in ("applied", "changes")}
+    # Version 3 (before the history, bot patterns and caps by value) reads with them
+    # empty; versions 1 and 2 (before positions and the change count) with nothing
+    # applied and no changes counted either.
+    new_in_4 = ("caps_by", "history", "recent", "bots_filtered")
+    v3 = {k: v for k, v in d.items() if k not in new_in_4}
+    d = dict(d, caps_by={}, history=[], recent=[], bots_filtered=0)
+    assert LeadState.from_dict(orjson.loads(orjson.dumps(dict(v3, v=3)))).to_dict() == d
+    v2 = {k: v for k, v in v3.items() if k not in ("applied", "changes")}
     d = dict(d, applied={}, changes=0)
     assert LeadState.from_dict(orjson.loads(orjson.dumps(dict(v2, v=2)))).to_dict() == d
     # Version 1 (cap windows as [t, id] pairs), in changelogs written before 2, too.
@@ -59,10 +68,12 @@ def test_to_dict_round_trip(evs: list[dict[str, Any]], more: list[dict[str, Any]
         for rid, wins in d["caps"].items()
     }
     assert LeadState.from_dict(orjson.loads(orjson.dumps(v1))).to_dict() == d
+    s = LeadState.from_dict(orjson.loads(orjson.dumps(s.to_dict())))
+    restored = LeadState.from_dict(orjson.loads(orjson.dumps(s.to_dict())))
     for e in more:
         e = dict(e, event_id="m" + e["event_id"], time=e["time"] + 30.0)
-        s, ta = apply(s, e, M)
-        restored, tb = apply(restored, e, M)
+        s, ta = apply(s, e, S)
+        restored, tb = apply(restored, e, S)
         assert ta == tb
     assert restored.to_dict() == s.to_dict()
 
@@ -72,9 +83,9 @@ def test_to_dict_round_trip(evs: list[dict[str, Any]], more: list[dict[str, Any]
 def test_dict_view_encodes_to_the_same_bytes_as_to_dict(
     evs: list[dict[str, Any]], with_next_change: bool
 ) -> None:
-    s = run(evs)
+    s = run(evs, S)
     if with_next_change:
-        next_change_at(s, M)
+        next_change_at(s, S)
     view = orjson.dumps(s.to_dict_view(), option=orjson.OPT_NON_STR_KEYS)
     assert view == orjson.dumps(s.to_dict())
 
@@ -84,23 +95,23 @@ def test_dict_view_encodes_to_the_same_bytes_as_to_dict(
 def test_copy_is_independent_and_scores_like_the_original(
     evs: list[dict[str, Any]], more: list[dict[str, Any]], with_next_change: bool
 ) -> None:
-    s = run(evs)
+    s = run(evs, S)
     if with_next_change:
-        next_change_at(s, M)
+        next_change_at(s, S)
     before = orjson.dumps(s.to_dict())
     c = s.copy()
     assert orjson.dumps(c.to_dict()) == before
     more = [dict(e, event_id="m" + e["event_id"], time=e["time"] + 30.0) for e in more]
     from_original, from_copy = [], []
     for e in more:  # changing the original leaves the copy as it was
-        s, ts = apply(s, e, M)
+        s, ts = apply(s, e, S)
         from_original.extend(ts)
     assert orjson.dumps(c.to_dict()) == before
     for e in more:  # and the copy scores on exactly like the original did
-        c, ts = apply(c, e, M)
+        c, ts = apply(c, e, S)
         from_copy.extend(ts)
     assert from_copy == from_original
     assert c.to_dict() == s.to_dict()
     c2 = c.copy()
-    advance(c, 1e6, M)  # decay to the far future changes only the copy advanced
+    advance(c, 1e6, S)  # decay to the far future changes only the copy advanced
     assert c2.to_dict() == s.to_dict()
