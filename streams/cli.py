@@ -40,9 +40,49 @@ def _build_parser(local: ModuleType | None) -> argparse.ArgumentParser:
         type=Path,
         help="the model in use (default: LEADSTREAM_MODEL, else the bundled default)",
     )
+    _add_preview_commands(model_sub)
     if local is not None:
         local.add_commands(sub)
     return parser
+
+
+def _add_preview_commands(model_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = model_sub.add_parser(
+        "export", help="write the input topics, as retained now, to a JSON-lines file"
+    )
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl")
+    export.add_argument(
+        "--topics", nargs="+", metavar="TOPIC", help="input topics to export (default: all four)"
+    )
+    preview = model_sub.add_parser(
+        "preview",
+        help="replay recorded input through the model in use and an edited one, side by side",
+    )
+    preview.add_argument("path", type=Path, help="the edited model (TOML)")
+    preview.add_argument(
+        "--current",
+        type=Path,
+        help="the model in use (default: LEADSTREAM_MODEL, else the bundled default)",
+    )
+    source = preview.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-export", type=Path, metavar="FILE.jsonl", help="an export file")
+    source.add_argument(
+        "--from-topics", action="store_true", help="the input topics, as retained now"
+    )
+    preview.add_argument("--report", type=Path, metavar="report.html", help="write an HTML report")
+    preview.add_argument(
+        "--now", metavar="ISO", help="read the leads at this time (default: the newest event's)"
+    )
+    preview.add_argument(
+        "--jobs", type=_positive, help="processes (default: one per 100k records, up to the CPUs)"
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,16 +98,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_worker(settings)
     if args.command == "model":
-        from streams.modelcheck import check_model
-
-        current = args.against or (Path(settings.model_path) if settings.model_path else None)
-        return check_model(args.path, current)
+        return _model_command(args, settings)
     assert local is not None  # argparse offers the other commands only with it
     try:
         return int(local.run(args, settings))
     except SettingsError as exc:
         print(f"leadstream: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _model_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.model_command == "check":
+        from streams.modelcheck import check_model
+
+        current = args.against or (Path(settings.model_path) if settings.model_path else None)
+        return check_model(args.path, current)
+    from streams.modelpreview import command
+
+    if args.model_command == "export":
+        return command.export_command(settings, args.out, args.topics)
+    preview = command.PreviewArgs(
+        candidate=args.path,
+        current=args.current,
+        export=args.from_export,
+        report=args.report,
+        now=args.now,
+        jobs=args.jobs,
+    )
+    return command.preview_command(settings, preview)
 
 
 if __name__ == "__main__":

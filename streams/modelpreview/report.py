@@ -1,0 +1,173 @@
+"""The preview's HTML report: one self-contained file with interactive plotly figures.
+
+plotly.js is inlined once, with the first figure, so the file opens offline and
+loads nothing from anywhere; the tables beside the figures are plain HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import plotly.graph_objects as go  # type: ignore[import-untyped]
+import plotly.io as pio  # type: ignore[import-untyped]
+
+from streams.core.contract import format_time
+from streams.modelpreview.summary import (
+    Labels,
+    Row,
+    day_rows,
+    grade_rows,
+    headline,
+    histogram,
+    input_rows,
+    move_rows,
+    quantile_rows,
+    stage_rows,
+)
+from streams.modelpreview.tally import PreviewResult
+
+CURRENT_COLOR = "#7f8c9a"
+CANDIDATE_COLOR = "#1f77b4"
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { padding: 0.2em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+td.ids { text-align: left; font-family: monospace; font-size: 0.9em; }
+"""
+
+
+def write_report(path: Path, result: PreviewResult, labels: Labels, order: Sequence[str]) -> None:
+    """Write the report to ``path`` (replaced if it exists)."""
+    sections = [
+        ("Input", _table(("", "current", "candidate"), input_rows(result)), None),
+        ("Leads per stage", None, _paired(stage_rows(result, order), "stage")),
+        ("Leads per grade", None, _paired(grade_rows(result), "grade")),
+        ("Leads that would change stage", _moves_table(result, order), _moves(result, order)),
+        ("Stage changes per day (UTC)", None, _paired(day_rows(result), "day")),
+        ("Scores at the end", _scores_table(result), _histogram(result)),
+    ]
+    body = [f"<h1>Model preview</h1>{_header(result, labels)}"]
+    inline_js = True  # plotly.js once, with the first figure
+    for title, table, figure in sections:
+        body.append(f"<h2>{html.escape(title)}</h2>")
+        if table:
+            body.append(table)
+        if figure is not None:
+            body.append(_div(figure, title, inline_js))
+            inline_js = False
+    path.write_text(_page("\n".join(body)), encoding="utf-8")
+
+
+def _div(figure: go.Figure, title: str, inline_js: bool) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in title.lower())
+    html_div: str = pio.to_html(
+        figure, full_html=False, include_plotlyjs=inline_js, div_id=f"fig-{slug}"
+    )
+    return html_div
+
+
+def _page(body: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>leadstream model preview</title><style>{STYLE}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+def _header(result: PreviewResult, labels: Labels) -> str:
+    return (
+        f"<p><b>current</b>: {html.escape(labels.current)}<br>"
+        f"<b>candidate</b>: {html.escape(labels.candidate)}<br>"
+        f"{html.escape(headline(result))}<br>"
+        f"report written {html.escape(format_time(time.time()))}</p>"
+    )
+
+
+def _paired(rows: list[Row], axis: str) -> go.Figure:
+    """Grouped bars: each name's count under the current model and the candidate."""
+    names = [r[0] for r in rows]
+    figure = go.Figure(
+        [
+            go.Bar(name="current", x=names, y=[r[1] for r in rows], marker_color=CURRENT_COLOR),
+            go.Bar(name="candidate", x=names, y=[r[2] for r in rows], marker_color=CANDIDATE_COLOR),
+        ]
+    )
+    figure.update_layout(barmode="group", xaxis_title=axis, yaxis_title="leads", height=380)
+    if axis == "day":
+        figure.update_layout(yaxis_title="stage changes", xaxis_type="category")
+    return figure
+
+
+def _moves(result: PreviewResult, order: Sequence[str]) -> go.Figure:
+    rows = move_rows(result, order)
+    figure = go.Figure(
+        go.Bar(
+            x=[f"{old} → {new}" for old, new, _, _ in rows],
+            y=[n for _, _, n, _ in rows],
+            marker_color=CANDIDATE_COLOR,
+        )
+    )
+    figure.update_layout(xaxis_title="stage: current → candidate", yaxis_title="leads", height=380)
+    return figure
+
+
+def _histogram(result: PreviewResult) -> go.Figure:
+    """Both models' score distributions over the same bins, overlaid."""
+    hist = histogram(result.current, result.candidate)
+    centres = [(a + b) / 2 for a, b in zip(hist.edges, hist.edges[1:], strict=False)]
+    width = hist.edges[1] - hist.edges[0]
+    figure = go.Figure(
+        [
+            go.Bar(
+                name="current", x=centres, y=hist.current, width=width, marker_color=CURRENT_COLOR
+            ),
+            go.Bar(
+                name="candidate",
+                x=centres,
+                y=hist.candidate,
+                width=width,
+                marker_color=CANDIDATE_COLOR,
+            ),
+        ]
+    )
+    figure.update_traces(opacity=0.6)
+    axis = "score"
+    if hist.clipped_at is not None:
+        axis += f" (the last bar: {hist.clipped_at:,.2f} and above)"
+    figure.update_layout(barmode="overlay", xaxis_title=axis, yaxis_title="leads", height=380)
+    return figure
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return html.escape(str(value))
+
+
+def _moves_table(result: PreviewResult, order: Sequence[str]) -> str:
+    rows = move_rows(result, order)
+    if not rows:
+        return "<p>No lead would change stage.</p>"
+    lines = "".join(
+        f"<tr><td>{html.escape(old)}</td><td>{html.escape(new)}</td><td>{n:,}</td>"
+        f'<td class="ids">{html.escape(", ".join(sample))}</td></tr>'
+        for old, new, n, sample in rows
+    )
+    head = "<tr><th>current</th><th>candidate</th><th>leads</th><th>for example</th></tr>"
+    return f"<table><thead>{head}</thead><tbody>{lines}</tbody></table>"
+
+
+def _scores_table(result: PreviewResult) -> str:
+    return _table(("", "current", "candidate"), quantile_rows(result))
