@@ -88,8 +88,9 @@ def _evaluate(replays: tuple[ModelReplay, ModelReplay], result: PreviewResult) -
         tally.outcomes.update(replay.outcomes)
         tally.dead_letters.update(replay.dead_letters)
     moves = Moves()
+    renamed = replays[1].model.renamed_stages
     for lead_id in current.keys() | candidate.keys():
-        moves.count(current.get(lead_id), candidate.get(lead_id))
+        moves.count(current.get(lead_id), candidate.get(lead_id), renamed)
     moves.trim()
     result.moves = moves
     result.leads = len(current.keys() | candidate.keys())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from scoring import Transition
@@ -78,11 +79,18 @@ class Moves:
     samples: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     grades: Counter[tuple[str, str]] = field(default_factory=Counter)
 
-    def count(self, current: LeadResult | None, candidate: LeadResult | None) -> None:
+    def count(
+        self,
+        current: LeadResult | None,
+        candidate: LeadResult | None,
+        renamed: Mapping[str, str] | None = None,
+    ) -> None:
+        """One lead under both models; ``renamed``: the candidate's old stage names ->
+        new (``renamed_from``): a lead in a renamed stage has not moved."""
         lead = (current or candidate).lead_id  # type: ignore[union-attr]
         old = current.stage if current else NOT_SCORED
         new = candidate.stage if candidate else NOT_SCORED
-        if old != new:
+        if old != new and (renamed is None or renamed.get(old) != new):
             self.stages[old, new] += 1
             self.samples.setdefault((old, new), []).append(lead)
         old_grade = current.grade if current else NOT_SCORED

@@ -162,3 +162,11 @@ def test_shards_in_processes_add_up_to_the_same_preview(tmp_path: Path) -> None:
         assert sorted(mine.scores) == sorted(theirs.scores)
         mine.scores = theirs.scores  # order of the shards' leads aside, all else equal
         assert mine == theirs
+
+
+def test_a_renamed_stage_moves_no_lead(tmp_path: Path) -> None:
+    export, _ = known_lead_export(tmp_path / "known.jsonl")
+    hot = LOWER_MQL.replace('name = "mql"', 'name = "hot"\nrenamed_from = ["mql"]')
+    result = preview(export, LOWER_MQL, hot)
+    assert (result.current.stages, result.candidate.stages) == ({"mql": 1}, {"hot": 1})
+    assert result.moves.stages == {}
