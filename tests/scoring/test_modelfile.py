@@ -21,14 +21,18 @@ def test_default_model_loads_with_the_documented_shape() -> None:
         "web": 30 * 86400,
         "email": 14 * 86400,
         "webinar": 60 * 86400,
+        "negative": 30 * 86400,
         "profile": None,
     }
     assert {d.id: d.stage for d in m.disqualifiers} == {
-        "unsubscribed": "disqualified",
+        "spam-report": "disqualified",
         "competitor": "disqualified",
         "student": "disqualified",
     }
     assert m.max_lateness == 30 * 86400 and m.dedup_max_ids == 256 and m.reasons_top_n == 5
+    assert m.history_size == 50
+    assert m.category_caps == {"web": 60, "email": 30, "webinar": 50, "negative": 50}
+    assert m.total_cap == 100 and m.bots.enabled and m.bots.known_user_agents
     assert m.rule_by_id["web-careers"].points < 0
     assert m.rule_by_id["email-unsubscribe"].sets == {"unsubscribed": True}  # type: ignore[union-attr]
     assert "ScoringModel('leadstream-default'" in repr(m)
