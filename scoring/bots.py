@@ -46,10 +46,22 @@ from typing import Any
 from scoring.model import BotRules, ScoringModel
 from scoring.state import LeadState
 
-__all__ = ["MAX_RECENT", "caught", "own_reason", "remember"]
+__all__ = ["MARKS", "MAX_RECENT", "REASONS", "caught", "own_reason", "remember"]
 
 #: Most pattern entries a lead keeps (each is stored with the state).
 MAX_RECENT = 32
+#: Marks the worker may put on an event (``bot``); any other value is ignored, so a
+#: producer's own ``bot`` field neither filters nor names a reason.
+MARKS = frozenset({"user_agent"})
+#: Every reason an event is filtered for: a bounded set (a metric label).
+REASONS = (
+    "tracker_flag",
+    "user_agent",
+    "email_after_delivery",
+    "email_click_gap",
+    "email_links",
+    "web_burst",
+)
 
 _time = itemgetter(0)
 
@@ -62,7 +74,7 @@ def own_reason(event: Mapping[str, Any], rules: BotRules) -> str:
     """Why the event itself is a bot's, without comparing it with others ("" if not):
     the worker's mark (``bot``, e.g. ``"user_agent"``) or the tracker's ``is_bot``."""
     mark = event.get("bot")
-    if mark and type(mark) is str:
+    if type(mark) is str and mark in MARKS:
         return mark
     if rules.tracker_flag and event.get("is_bot") is True:
         return "tracker_flag"

@@ -25,6 +25,7 @@ _LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86
 class Metrics:
     registry: CollectorRegistry
     events: Counter
+    bots: Counter
     dlq: Counter
     transitions: Counter
     batch_duration: Histogram
@@ -50,8 +51,17 @@ class Metrics:
             events=Counter(
                 "leadstream_events",
                 "Input messages handled, by source topic and outcome "
-                "(scored, duplicate, late, rerouted, tick).",
+                "(scored, bot, duplicate, late, replayed, rerouted, tick).",
                 ["topic", "outcome"],
+                registry=reg,
+            ),
+            bots=Counter(
+                "leadstream_bots_filtered",
+                "Events filtered as not a person's and never scored, by source topic and "
+                "reason (tracker_flag, user_agent, email_after_delivery, email_click_gap, "
+                "email_links, web_burst); includes events scored first and taken back "
+                "once a pattern showed, which leadstream_events_total counted as scored.",
+                ["topic", "reason"],
                 registry=reg,
             ),
             dlq=Counter(

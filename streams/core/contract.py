@@ -272,9 +272,14 @@ _TRANSITION_FIELDS: Final = (
     "grade",
     "bant",
     "reasons",
+    "trigger_reasons",
+    "engagement_reasons",
+    "fit_reasons",
     "model_id",
     "model_version",
 )
+#: The lists of reasons a transition or a lead snapshot may carry.
+_REASON_LISTS: Final = ("reasons", "trigger_reasons", "engagement_reasons", "fit_reasons")
 
 
 def right_sized(value: bytes) -> bytes:
@@ -307,10 +312,9 @@ def readable_points(body: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("breakdown"), dict):
         rounded = {k: round(v, POINT_DECIMALS) for k, v in out["breakdown"].items()}
         out["breakdown"] = {k: v for k, v in rounded.items() if v != 0.0}
-    if isinstance(out.get("reasons"), list):
-        out["reasons"] = [
-            {**r, "points": round(r["points"], POINT_DECIMALS)} for r in out["reasons"]
-        ]
+    for key in _REASON_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [{**r, "points": round(r["points"], POINT_DECIMALS)} for r in out[key]]
     return out
 
 

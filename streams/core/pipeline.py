@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 from scoring import LeadState, ScoringModel, advance, apply
 from scoring.migrate import migrate
 from streams.core import contract
+from streams.core.bots import SOURCES as MARKED_SOURCES
+from streams.core.bots import BotMarker, for_model
 from streams.core.partitioning import Partitioner
 from streams.metrics import Metrics
 
@@ -91,6 +93,7 @@ class _BatchRun:
     out: BatchResult = field(default_factory=BatchResult)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     dlq_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    bot_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     lags: list[float] = field(default_factory=list)
 
 
@@ -112,8 +115,12 @@ class Pipeline:
         partitioner: Partitioner,
         max_future_skew_s: float,
         max_dead_letter_bytes: int = 512 * 1024,
+        bot_marker: BotMarker | None = None,
     ) -> None:
         self.model = model
+        #: Marks events whose user agent is a known crawler's, when the model asks
+        #: (``[bots] known_user_agents``); scoring filters what it marks.
+        self.marker = bot_marker if bot_marker is not None else for_model(model)
         self.metrics = metrics
         self.partitioner = partitioner
         self.max_future_skew_s = max_future_skew_s
@@ -147,7 +154,7 @@ class Pipeline:
                     type(exc).__name__,
                 )
                 self._reject(batch, msg, "processing_error", type(exc).__name__)
-        self._flush_counts(batch.counts, batch.dlq_counts, batch.lags)
+        self._flush_counts(batch)
         return batch.out
 
     def _tick(self, batch: _BatchRun, index: int, msg: Message) -> None:
@@ -219,14 +226,21 @@ class Pipeline:
                 batch, msg, "state_limit", f"more than {MAX_PROFILE_ATTRIBUTES} attributes"
             )
             return
+        if self.marker is not None and kind in MARKED_SOURCES:
+            self.marker.mark(event)
         seen_before = state.events_seen
         late_before = state.late_dropped
         state, transitions = apply(state, event, self.model)
         applied[source] = position
         if transitions:
             self._emit(batch.out, transitions, batch.now)
+        if state.filtered:  # this event's reason first, then earlier ones it exposed
+            for reason in state.filtered:
+                _bump(batch.bot_counts, (msg.topic, reason))
         if state.late_dropped != late_before:
             outcome = "late"
+        elif state.filtered_self:
+            outcome = "bot"
         elif state.events_seen == seen_before:
             outcome = "duplicate"
         else:
@@ -275,17 +289,15 @@ class Pipeline:
             )
             inc(transition["from_stage"], transition["to_stage"], transition["cause"]).inc()
 
-    def _flush_counts(
-        self,
-        counts: dict[tuple[str, str], int],
-        dlq_counts: dict[tuple[str, str], int],
-        lags: list[float],
-    ) -> None:
+    def _flush_counts(self, batch: _BatchRun) -> None:
         m = self.metrics
-        for (topic, outcome), n in counts.items():
+        lags = batch.lags
+        for (topic, outcome), n in batch.counts.items():
             m.events.labels(topic, outcome).inc(n)
-        for (topic, reason), n in dlq_counts.items():
+        for (topic, reason), n in batch.dlq_counts.items():
             m.dlq.labels(topic, reason).inc(n)
+        for (topic, reason), n in batch.bot_counts.items():
+            m.bots.labels(topic, reason).inc(n)
         # Observing every event's lag would dominate a cheap event's cost; a bounded
         # sample per batch keeps the histogram's shape.
         step = max(1, len(lags) // 64)

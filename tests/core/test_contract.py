@@ -167,6 +167,20 @@ def test_web_path_is_derived_from_the_url_only_when_absent() -> None:
     assert decode("web", with_("web", url="pricing"))["path"] == "/pricing"
 
 
+@pytest.mark.parametrize("kind", ["web", "email"])
+def test_trackers_fields_and_web_actions_are_accepted(kind: str) -> None:
+    fields = {"user_agent": "Mozilla/5.0", "ip": "2001:db8::1", "ip_hash": "ab12", "is_bot": False}
+    if kind == "web":
+        fields |= {"action": "form_submit", "form_id": "demo-request", "asset": "roi.pdf"}
+    assert decode(kind, with_(kind, **fields)).items() >= fields.items()
+
+
+def test_points_in_every_list_of_reasons_are_rounded() -> None:
+    reason = {"rule_id": "r", "description": "d", "points": 12.99995988758411}
+    body = {key: [reason] for key in contract._REASON_LISTS}
+    assert all(v == [{**reason, "points": 13.0}] for v in contract.readable_points(body).values())
+
+
 def test_unknown_fields_are_kept() -> None:
     assert decode("email", with_("email", utm_source="x"))["utm_source"] == "x"
 
@@ -190,6 +204,11 @@ def test_unknown_kind_is_a_programming_error() -> None:
         ("web", with_("web", path="pricing"), "schema_violation"),
         ("email", with_("email", action="forwarded"), "unknown_event_type"),
         ("webinar", with_("webinar", action="left_early"), "unknown_event_type"),
+        ("web", with_("web", action="scrolled"), "unknown_event_type"),
+        ("web", with_("web", is_bot="yes"), "schema_violation"),
+        ("email", with_("email", user_agent=["Mozilla"]), "schema_violation"),
+        ("web", with_("web", ip="1" * 46), "schema_violation"),
+        ("web", with_("web", user_agent="x" * 1025), "schema_violation"),
         ("email", with_("email", action=3), "schema_violation"),
         ("email", {**without("email", "campaign_id"), "action": "x"}, "schema_violation"),
         ("profile", with_("profile", attributes={"country": "usa"}), "schema_violation"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -263,3 +264,67 @@ def test_a_dead_letter_too_large_for_the_topic_is_truncated_with_its_digest() ->
     assert h["leadstream.dlq.original_size"] == str(len(huge.value)).encode()
     assert h["leadstream.dlq.sha256"] == hashlib.sha256(huge.value).hexdigest().encode()
     assert h["leadstream.dlq.reason"] == b"invalid_json"
+
+
+def bots(p: Pipeline, topic: str, reason: str) -> float:
+    value = p.metrics.registry.get_sample_value(
+        "leadstream_bots_filtered_total", {"topic": topic, "reason": reason}
+    )
+    return value or 0.0
+
+
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+
+
+def test_a_known_crawlers_visit_is_counted_as_a_bot_and_never_scored() -> None:
+    p = pipeline()
+    batch = [
+        msg("web", "lead-b", "e1", url="https://x.io/demo", user_agent=GOOGLEBOT),
+        msg("web", "lead-b", "e2", url="https://x.io/pricing", is_bot=True),
+        msg("web", "lead-b", "e3", url="https://x.io/pricing", user_agent=FIREFOX),
+    ]
+    result = p.process(batch, now=NOW, load=lambda lead, i: None)
+    state = result.touched["lead-b"][0]
+    assert list(state.rules) == ["web-pricing"] and state.bots_filtered == 2
+    assert count(p, "t.web", "bot") == 2 and count(p, "t.web", "scored") == 1
+    assert bots(p, "t.web", "user_agent") == 1 and bots(p, "t.web", "tracker_flag") == 1
+    assert [e[1] for e in state.history] == ["bot", "bot", "event"]
+
+
+def test_scanner_clicks_are_counted_with_the_ones_taken_back() -> None:
+    p = pipeline()
+    t = int((NOW - 5) * 1000)
+    batch = [
+        msg(
+            "email",
+            "lead-s",
+            f"c{i}",
+            action="click",
+            campaign_id="news",
+            link=f"/l{i}",
+            occurred_at=t + 300 * i,
+        )
+        for i in range(3)
+    ]
+    p.process(batch, now=NOW, load=lambda lead, i: None)
+    # The first click was scored, then taken back when the second showed the pattern.
+    assert count(p, "t.email", "scored") == 1 and count(p, "t.email", "bot") == 2
+    assert bots(p, "t.email", "email_click_gap") == 3
+
+
+def test_a_model_without_known_user_agents_marks_nothing() -> None:
+    from scoring import load_model_text
+
+    text = (Path(__file__).parents[2] / "scoring" / "default_model.toml").read_text()
+    model = load_model_text(text.replace("known_user_agents = true", "known_user_agents = false"))
+    p = Pipeline(
+        model=model,
+        metrics=Metrics.create(),
+        partitioner=Partitioner(PARTITIONS),
+        max_future_skew_s=300,
+    )
+    assert p.marker is None
+    batch = [msg("web", "lead-u", "e1", url="https://x.io/demo", user_agent=GOOGLEBOT)]
+    p.process(batch, now=NOW, load=lambda lead, i: None)
+    assert count(p, "t.web", "scored") == 1

@@ -221,3 +221,8 @@ def test_the_score_is_what_the_persons_events_alone_give(evs: list[dict[str, Any
     (a, _), (b, _) = run(evs), run(people, no_bots)
     for t in (60.0, 90.0):
         assert math.isclose(score_at(a, S, t), score_at(b, no_bots, t), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_a_producers_own_bot_field_is_ignored() -> None:
+    s, _ = run([web("/pricing", 0.0, "x", bot="mine, any text"), web("/blog", 1.0, bot=["x"])])
+    assert s.bots_filtered == 0
