@@ -1,9 +1,12 @@
-"""HTTP views on Faust's web server: lead query, liveness, readiness, metrics.
+"""HTTP views on Faust's web server: lead query, lead history, liveness, readiness,
+metrics.
 
 Views only translate: the lead view reads the loop's newest state of a lead and
-formats ``scoring.snapshot``; ``/metrics`` returns what prometheus_client renders.
-``/leads/{lead_id}`` is answered by the worker owning the lead's partition; any
-other worker forwards the request there (Faust's table_route, headers included).
+formats ``scoring.snapshot``; the history view formats the lead's recent scored and
+filtered events and stage changes (``streams.leadhistory``); ``/metrics`` returns
+what prometheus_client renders. ``/leads/{lead_id}`` and ``/leads/{lead_id}/history``
+are answered by the worker owning the lead's partition; any other worker forwards
+the request there (Faust's table_route, headers included).
 
 With an API token (``LEADSTREAM_API_TOKEN`` or ``_FILE``), ``/leads/...`` (and
 ``/metrics`` if ``LEADSTREAM_METRICS_REQUIRE_TOKEN``, and Faust's ``/router``) answer
@@ -22,6 +25,7 @@ from prometheus_client import generate_latest
 from scoring import snapshot
 from streams.core.contract import format_time, readable_points
 from streams.faust_adapter.web import add_middleware
+from streams.leadhistory import history_body
 
 if TYPE_CHECKING:
     from streams.faust_adapter.app import Leadstream
@@ -64,6 +68,13 @@ def lead_view_body(ls: Leadstream, lead_id: str, now: float) -> dict[str, Any] |
     return body
 
 
+def history_view_body(ls: Leadstream, lead_id: str, now: float) -> dict[str, Any] | None:
+    state = ls.loop.lead_state(lead_id, ls.table.get)
+    if state is None:
+        return None
+    return history_body(state, ls.model, now)
+
+
 #: Faust's own views that stay on (lead forwarding needs them): behind the token.
 GUARDED_PREFIXES = ("/router",)
 
@@ -101,6 +112,20 @@ def register_views(ls: Leadstream) -> None:
         if not token.allows(request):
             return unauthorized(web)
         return await routed_lead(web, request, lead_id)
+
+    async def history_body_view(web: Any, request: Any, lead_id: str) -> Any:
+        body = history_view_body(ls, lead_id, time.time())
+        if body is None:
+            return web.json({"error": "unknown lead", "lead_id": lead_id}, status=404)
+        return web.json(body)
+
+    routed_history: Any = app.table_route(table=ls.table, match_info="lead_id")(history_body_view)
+
+    @app.page("/leads/{lead_id}/history")
+    async def history(web: Any, request: Any, lead_id: str) -> Any:
+        if not token.allows(request):  # as /leads/{lead_id}: checked before forwarding
+            return unauthorized(web)
+        return await routed_history(web, request, lead_id)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
