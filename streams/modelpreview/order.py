@@ -81,18 +81,55 @@ def scan(
             if line.isspace():
                 continue
             try:
-                obj = parse_line(line)
-                if shard_of(lead_of(obj), obj["partition"], shards) != shard:
+                obj = _owned(line, shard, shards)
+                if obj is None:
                     continue
                 value = value_of(obj)
             except ExportFormatError as exc:
                 raise located(exc, path, line_no) from None
             by_partition.setdefault((obj["topic"], obj["partition"]), []).append(
-                (obj["offset"], obj["timestamp"], line_no, obj["kind"], value)
+                (obj["offset"], line_no, obj["timestamp"], obj["kind"], value)
             )
     if on_lines is not None:
         on_lines(line_no % REPORT_EVERY)
     return _merged(by_partition)
+
+
+def _owned(line: bytes, shard: int, shards: int) -> dict[str, Any] | None:
+    """The line parsed if it is the shard's, else None.
+
+    Every shard reads every line, and most are another shard's: a line naming its
+    lead once, plainly, is claimed by that name without parsing it (each line is
+    still parsed and checked once, by the shard it belongs to). Any other line is
+    parsed to find its lead. Both ways give one lead the same shard.
+    """
+    if shards == 1:
+        return parse_line(line)
+    lead = _plain_lead(line)
+    if lead is not None:
+        return parse_line(line) if zlib.crc32(lead) % shards == shard else None
+    obj = parse_line(line)
+    return obj if shard_of(lead_of(obj), obj["partition"], shards) == shard else None
+
+
+_LEAD_KEY = b'"lead_id"'
+
+
+def _plain_lead(line: bytes) -> bytes | None:
+    """The lead id of a line in which ``"lead_id"`` occurs once, as a key with a string
+    without escapes, as the exporter writes it; else None (parse it to know).
+
+    Inside a JSON string the key's quotes would be escaped, so a single occurrence
+    followed by ``:"`` is the value's one ``lead_id`` key.
+    """
+    if line.count(_LEAD_KEY) != 1:
+        return None
+    at = line.index(_LEAD_KEY) + len(_LEAD_KEY)
+    if line[at : at + 2] != b':"':
+        return None
+    end = line.find(b'"', at + 2)
+    lead = line[at + 2 : end]
+    return None if end < 0 or b"\\" in lead else lead
 
 
 def _merged(
@@ -100,18 +137,10 @@ def _merged(
 ) -> list[Entry]:
     entries: list[Entry] = []
     for (topic, partition), records in by_partition.items():
-        records.sort(key=_offset_line)  # as the worker reads a partition
+        records.sort()  # by offset (then line), as the worker reads a partition
         handled_ms = -1
-        for offset, timestamp, line_no, kind, value in records:
+        for offset, line_no, timestamp, kind, value in records:
             handled_ms = max(handled_ms, timestamp)
             entries.append(Entry(handled_ms / 1000, topic, partition, offset, line_no, kind, value))
-    entries.sort(key=_handled_order)
+    entries.sort()  # (time, topic, partition, offset, line) is unique: values never compared
     return entries
-
-
-def _offset_line(record: tuple[int, int, int, str, bytes]) -> tuple[int, int]:
-    return record[0], record[2]
-
-
-def _handled_order(entry: Entry) -> tuple[float, str, int, int, int]:
-    return entry.handled_at, entry.topic, entry.partition, entry.offset, entry.line_no

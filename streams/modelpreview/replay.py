@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from scoring import LeadState, ScoringModel, Transition, advance, apply, next_change_by, snapshot
+from scoring.engine import score_at
 from streams.core.contract import Rejected, decode_event
 from streams.core.partitioning import Partitioner
 from streams.core.pipeline import MAX_PROFILE_ATTRIBUTES
@@ -83,14 +84,19 @@ class ModelReplay:
         self.dead_letters: Counter[str] = Counter()
 
     def score(
-        self, event: Mapping[str, Any], kind: str, origin: tuple[str, int], at: float
+        self, event: Mapping[str, Any], kind: str, source: str, position: int, at: float
     ) -> None:
-        """Steps 3 to 6 for one decoded event read at ``origin``, handled ``at``."""
+        """Steps 3 to 6 for one decoded event read at ``source`` (``topic:partition``)
+        and ``position`` (its offset), handled ``at``; the lead's decay ticks due
+        before ``at`` first."""
         lead_id = event["lead_id"]
         state = self.states.get(lead_id)
         if state is None:
             state = LeadState(lead_id)
-        source, position = origin
+        else:
+            due = next_change_by(state, self.model, at)  # the bound rules most out: cheap
+            if due is not None and due < at:
+                self.catch_up(lead_id, at)  # the same state, advanced in place
         if position <= state.applied.get(source, -1):
             self.outcomes["replayed"] += 1
             return
@@ -106,7 +112,8 @@ class ModelReplay:
         state.applied[source] = position
         self.states[lead_id] = state
         self.handled_at[lead_id] = at
-        self._publish(transitions)
+        if transitions:
+            self._publish(transitions)
         if state.late_dropped != late_before:
             self.outcomes["late"] += 1
         elif state.events_seen == seen_before:
@@ -136,11 +143,22 @@ class ModelReplay:
             self._publish(transitions)
 
     def finish(self, now: float) -> Iterator[LeadResult]:
-        """Every lead at ``now``, its decay ticks up to ``now`` fired first."""
+        """Every lead at ``now``, its decay ticks up to ``now`` fired first.
+
+        The stage, grade and score ``snapshot`` (the query API) would give: with no
+        change due by ``now`` left, it reads them off the state, and only the score
+        needs computing; its solve for the next change and its reasons would be most
+        of the preview's time after the replay.
+        """
+        model = self.model
         for lead_id, state in self.states.items():
             self.catch_up(lead_id, now, inclusive=True)
-            view = snapshot(state, self.model, now)
-            yield LeadResult(lead_id, view["stage"], view["grade"], view["score"])
+            if next_change_by(state, model, now) is not None:  # a tick failed: as snapshot
+                view = snapshot(state, model, now)
+                yield LeadResult(lead_id, view["stage"], view["grade"], view["score"])
+                continue
+            score = score_at(state, model, max(now, state._clock))
+            yield LeadResult(lead_id, state.stage, state.grade, score)
 
     def _publish(self, transitions: list[Transition]) -> None:
         for transition in transitions:
@@ -183,7 +201,6 @@ class RecordReplay:
         if self.partition_of(lead_id) != partition:
             for replay in self.replays:
                 replay.outcomes["rerouted"] += 1
-        origin = (f"{topic}:{partition}", offset)
+        source = f"{topic}:{partition}"
         for replay in self.replays:
-            replay.catch_up(lead_id, at)
-            replay.score(event, kind, origin, at)
+            replay.score(event, kind, source, offset, at)

@@ -77,3 +77,23 @@ def test_a_bad_line_is_reported_with_its_file_and_line(tmp_path: Path) -> None:
     path.write_bytes(encode_record(rec("a", 0, 0, 1)) + b'{"topic": "a"}\n')
     with pytest.raises(ExportFormatError, match=rf"^{path}:2: 'kind' missing"):
         scan(path, 0, 1)
+
+
+def test_one_lead_written_any_way_goes_to_one_shard_and_each_line_to_one(
+    tmp_path: Path,
+) -> None:
+    head = b'{"topic":"lead.profiles","kind":"profile","partition":0,"timestamp":1,'
+    values = [
+        b'{"lead_id":"lead-1","event_id":"a"}',  # as the exporter writes it
+        b'{"lead_id" : "lead-1", "event_id": "b"}',  # by hand
+        b'{"lead_id":"lead\\u002d1","event_id":"c"}',  # escaped
+        b'{"attributes":{"lead_id":"lead-9"},"lead_id":"lead-1","event_id":"d"}',
+        b'{"title":"lead_id","lead_id":"lead-1","event_id":"e"}',
+    ]
+    lines = [head + b'"offset":%d,"value":%s}\n' % (i, v) for i, v in enumerate(values)]
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"".join(lines))
+    for shards in (2, 3, 5):
+        found = [[e.offset for e in scan(path, i, shards)] for i in range(shards)]
+        assert sorted(o for offsets in found for o in offsets) == list(range(len(values)))
+        assert [len(offsets) for offsets in found].count(len(values)) == 1
