@@ -22,6 +22,13 @@ What the loop needs from the outside is three small interfaces: a
 :class:`BatchSource` (fetched batches, the consumer generation, acks), a
 :class:`StateStore` (the local store plus the changelog) and a :class:`Sender` (the
 producer). The Faust adapter (``streams.faust_adapter``) implements them.
+
+Exactly-once (``LEADSTREAM_PROCESSING_GUARANTEE=exactly_once``) adds a fourth,
+:class:`Transactions`: each state window becomes one Kafka transaction holding its
+stage changes, dead letters and reroutes (held with the window instead of sent at
+once), its changelog records and its input offsets; states reach the local store
+only once it commits, and the consumer commits nothing itself. Decay ticks stay
+outside transactions: a repeated tick finds nothing due.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ from streams.core.pipeline import (
 )
 from streams.core.schedule import DecaySchedule
 from streams.core.statecodec import decode_state, encode_state, next_change_from_raw
-from streams.core.window import Write, WriteBehind
+from streams.core.window import Write, WriteBehind, WriteWindow
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import internal_topics
@@ -61,6 +68,9 @@ WRITE_SLICE_S = 0.005
 #: A closed window's writes are spread over this fraction of the time it was open,
 #: finishing before the next one closes (see streams.core.window).
 WRITE_PACE = 0.8
+#: Longest wait for a transaction's abort after a failure: past it the broker aborts
+#: the transaction itself (its timeout), and the worker is stopping anyway.
+ABORT_TIMEOUT_S = 5.0
 #: Decay changes due within this long of a batch are scheduled as the batch is
 #: scored, the rest when the lead's window is written: a window and its paced write
 #: may take longer than a crossing is away. Past two windows and their writes, with a
@@ -101,6 +111,11 @@ class BatchSource(Protocol):
         """Mark the partition's offsets through ``last_offset`` as done (to commit)."""
         ...
 
+    def committed(self, tp: Any, generation: int, last_offset: int) -> None:
+        """Offsets through ``last_offset`` were committed in a transaction: nothing
+        for the consumer to commit (exactly-once)."""
+        ...
+
 
 class StateStore(Protocol):
     """Lead states: the local store of each partition and the changelog behind it."""
@@ -132,6 +147,37 @@ class Sender(Protocol):
 
     def fail(self, error: BaseException) -> None:
         """Stop the worker: something produced did not reach Kafka."""
+        ...
+
+
+class Transactions(Protocol):
+    """Exactly-once: one Kafka transaction per state window, one open at a time."""
+
+    async def begin(self) -> None: ...
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Produce a record in the open transaction."""
+        ...
+
+    async def publish(self, writes: list[Write]) -> None:
+        """Send state writes to the changelog in the open transaction; they are stored
+        locally only once it commits."""
+        ...
+
+    async def commit(self, last_offsets: Mapping[Any, int]) -> None:
+        """Add the input offsets (the last processed per topic-partition) and commit,
+        then store the transaction's writes locally; raise if it did not commit
+        (nothing of it is then visible, stored or committed)."""
+        ...
+
+    async def abort(self) -> None:
+        """Abort the open transaction, if there is one."""
         ...
 
 
@@ -175,15 +221,18 @@ class ScoringLoop:
         source: BatchSource,
         store: StateStore,
         sender: Sender,
+        transactions: Transactions | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """With ``transactions``, exactly-once: ``sender`` then sends decay ticks only."""
         self.settings = settings
         self.model = model
         self.metrics = metrics
         self.source = source
         self.store = store
         self.sender = sender
+        self.transactions = transactions
         self.topics = LoopTopics.of(settings)
         self.partitioner = Partitioner(settings.partitions)
         self.pipeline = Pipeline(
@@ -206,6 +255,8 @@ class ScoringLoop:
             slice_s=WRITE_SLICE_S,
             pace=WRITE_PACE,
             clock=monotonic,
+            begin=self._begin if transactions is not None else None,
+            commit=self._commit if transactions is not None else None,
         )
         self._clock = clock
         self._monotonic = monotonic
@@ -339,8 +390,17 @@ class ScoringLoop:
         return result
 
     async def emit(self, result: BatchResult) -> None:
-        """Hand what a batch caused to the producer."""
-        send, topics = self.sender.send, self.topics
+        """Hand what a batch caused to the producer (exactly-once: to its window)."""
+        topics = self.topics
+        if self.transactions is not None:
+            # Sent in the window's transaction: a read_committed consumer could not
+            # see them before it commits anyway.
+            held = self.writer.open.outputs
+            held.extend((topics.qualified, key, value, None) for key, value in result.qualified)
+            held.extend((topics.dlq, key, value, headers) for key, value, headers in result.dead)
+            held.extend((topics.repartition, k, v, headers) for k, v, headers in result.reroute)
+            return
+        send = self.sender.send
         for key, value in result.qualified:
             await send(topics.qualified, key, value)
         for dkey, value, headers in result.dead:
@@ -417,6 +477,9 @@ class ScoringLoop:
             return {}
 
     async def _publish(self, writes: list[Write]) -> None:
+        if self.transactions is not None:
+            await self._publish_in_transaction(writes)
+            return
         try:
             # Dead letters of unstorable states first: the window's ack follows its
             # publication, so they are delivered before their offsets commit.
@@ -434,8 +497,70 @@ class ScoringLoop:
             raise
 
     def _ack(self, generation: int, last_offsets: Mapping[Any, int]) -> None:
+        # Exactly-once: the offsets were committed with the window's transaction. An
+        # ack would let the consumer commit them again later, after the next window's
+        # transaction had committed higher ones: a regression that re-reads a window
+        # whose stage changes are already visible.
+        done = self.source.ack if self.transactions is None else self.source.committed
         for tp, last_offset in last_offsets.items():
-            self.source.ack(tp, generation, last_offset)
+            done(tp, generation, last_offset)
+
+    # --------------------------------------------- the writer's callbacks, exactly-once
+
+    async def _begin(self, window: WriteWindow) -> None:
+        """Open the window's transaction with the outputs its batches held."""
+        transactions = self.transactions
+        assert transactions is not None
+        try:
+            await transactions.begin()
+            outputs, window.outputs = window.outputs, []
+            for topic, key, value, headers in outputs:
+                await transactions.send(topic, key, value, headers)
+        except BaseException as exc:
+            await self._abort(exc)
+            raise
+
+    async def _publish_in_transaction(self, writes: list[Write]) -> None:
+        transactions = self.transactions
+        assert transactions is not None
+        try:
+            unstored, self._unstored = self._unstored, []
+            for key, value, headers in unstored:
+                await transactions.send(self.topics.dlq, key, value, headers)
+            if writes:
+                await transactions.publish(writes)
+        except BaseException as exc:
+            await self._abort(exc)
+            raise
+
+    async def _commit(self, window: WriteWindow) -> bool:
+        """Commit the window's transaction with its offsets; False if it is stale."""
+        transactions = self.transactions
+        assert transactions is not None
+        if window.generation != self.source.generation:
+            # A rebalance moved on without this window written at its revoke: its
+            # partitions' owners read these events again, so nothing of it may commit.
+            await self._abort(None)
+            return False
+        try:
+            await transactions.commit(window.last_offsets)
+        except BaseException as exc:
+            await self._abort(exc)
+            raise
+        return True
+
+    async def _abort(self, error: BaseException | None) -> None:
+        """Abort the open transaction; stop the worker unless it was a cancellation
+        (a write at a revoke or stop that overran: the windows are dropped)."""
+        transactions = self.transactions
+        assert transactions is not None
+        try:
+            await asyncio.wait_for(transactions.abort(), ABORT_TIMEOUT_S)
+        except Exception as exc:  # the broker aborts it at its timeout; we stop
+            log.warning("leadstream: aborting a transaction failed: %r", exc)
+            error = error or exc
+        if error is not None and not isinstance(error, asyncio.CancelledError):
+            self.sender.fail(error)
 
     def _written(self, states: int, events: int, seconds: float) -> None:
         metrics, cache = self.metrics, self.cache
@@ -459,7 +584,13 @@ class ScoringLoop:
         """
         writer = self.writer
         async with self._turn:
-            if not self.sync_generation() or not writer.pending_events:
+            if not self.sync_generation():
+                return
+            if not writer.pending_events:
+                # A window's publication may still be under way (exactly-once: its
+                # commit): it must end before the partitions move.
+                if writer.publishing is not None and not writer.publishing.done():
+                    await writer.publishing
                 return
             started = time.perf_counter()
             if writer.open.events:

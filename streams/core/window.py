@@ -70,6 +70,9 @@ class WriteWindow:
     size: int = 0
     #: chunks owed to ``claimed`` (its share of what is left, accumulated per chunk)
     claim_credit: float = 0.0
+    #: exactly-once: what the window's batches sent (stage changes, dead letters,
+    #: reroutes), held to go out in its transaction (see WriteBehind's begin hook)
+    outputs: list[Any] = field(default_factory=list)
 
     @property
     def left(self) -> int:
@@ -90,6 +93,8 @@ class WriteBehind:
         slice_s: float,
         pace: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        begin: Callable[[WriteWindow], Awaitable[None]] | None = None,
+        commit: Callable[[WriteWindow], Awaitable[bool]] | None = None,
     ) -> None:
         """``encode(lead_id, state, partition)`` returns the bytes to store (and may
         note the state's next decay change), or None for a state that cannot be
@@ -102,7 +107,12 @@ class WriteBehind:
         the time the window was open (``clock``, the one ``record``'s ``now`` comes
         from) instead of writing it as fast as slices allow: a window's writes cost
         about half the worker's time under live load, and done at once they starved
-        the batches behind them (latency spikes at every window, bench)."""
+        the batches behind them (latency spikes at every window, bench).
+
+        ``begin`` and ``commit`` make a window's writes one unit (exactly-once: a
+        Kafka transaction): ``begin(window)`` runs before its first publication,
+        ``commit(window)`` after its last and before its ack, which it skips by
+        returning False (the window was not committed)."""
         self._encode = encode
         self._publish = publish
         self._ack = ack
@@ -112,6 +122,8 @@ class WriteBehind:
         self.slice_s = slice_s
         self.pace = pace
         self._clock = clock
+        self._begin = begin
+        self._commit = commit
         self.open = WriteWindow()
         self.closed: WriteWindow | None = None
         #: the latest publication (each awaits the one before it)
@@ -218,6 +230,8 @@ class WriteBehind:
         window.size = len(window.dirty)
         self.closed = window
         self.open = WriteWindow(generation=window.generation)
+        if self._begin is not None:
+            self._after(self._begin, window)
 
     async def work(self, budget_s: float | None = None) -> bool:
         """Encode and store a slice of the closed window; once all of it is stored,
@@ -288,6 +302,8 @@ class WriteBehind:
             log.error("leadstream: publishing lead states failed: %r", error)
 
     async def _complete(self, window: WriteWindow) -> None:
+        if self._commit is not None and not await self._commit(window):
+            return
         self._ack(window.generation, window.last_offsets)
         self._written(window.stored, window.events, self._clock() - window.closed_at)
 
@@ -296,6 +312,12 @@ class WriteBehind:
         events = self.pending_events
         self.open = WriteWindow(generation=generation)
         self.closed = None
+        publishing = self.publishing
+        if publishing is not None and publishing.cancelled():
+            # Cancelled by a write at the revoke that overran: its windows are the
+            # ones dropped here. Chained to, it would cancel every later window too
+            # (never acked again); a failed one still fails them (see _chained).
+            self.publishing = None
         return events
 
 

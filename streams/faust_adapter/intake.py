@@ -171,6 +171,17 @@ class Intake:
         consumer._n_acked += len(offsets)
         self._next_ack[tp] = (generation, last_offset + 1)
 
+    def committed(self, tp: Any, generation: int, last_offset: int) -> None:
+        """Exactly-once: offsets through ``last_offset`` were committed by a transaction.
+
+        Nothing is acked, so Faust's commit loop never commits (a late commit of an
+        older window's offsets would move the group back); its view of the committed
+        offset is kept for the lag gauge. After a rebalance Faust reads it back from
+        the group.
+        """
+        if generation == self.generation:
+            self.consumer._committed_offset[tp] = last_offset + 1
+
     async def _drain(self, fetcher: Any) -> None:
         """Faust's ``Consumer._drain_messages``, batched for the agent's topics."""
         consumer = self.consumer

@@ -17,7 +17,13 @@ import orjson
 import pytest
 
 from scoring import ScoringModel, load_model, load_model_text
-from streams.core.inmemory import MemorySender, MemorySource, MemoryStore, TopicPartition
+from streams.core.inmemory import (
+    MemorySender,
+    MemorySource,
+    MemoryStore,
+    MemoryTransactions,
+    TopicPartition,
+)
 from streams.core.loop import Batch, ScoringLoop
 from streams.core.partitioning import Partitioner
 from streams.core.statecodec import decode_state
@@ -46,8 +52,10 @@ class Harness:
         store: MemoryStore | None = None,
         source: MemorySource | None = None,
         model: ScoringModel | None = None,
+        transactions: MemoryTransactions | None = None,
         **settings: Any,
     ) -> None:
+        """With ``transactions``, exactly-once (over that producer's store)."""
         self.settings = Settings.from_env(
             {},
             app_id="loop-unit",
@@ -56,7 +64,8 @@ class Harness:
             **settings,
         )
         self.source = source or MemorySource()
-        self.store = store or MemoryStore()
+        self.store = store or (transactions.store if transactions else MemoryStore())
+        self.transactions = transactions
         self.sender = MemorySender()
         self.metrics = Metrics.create()
         self.wall = Clock(time.time())
@@ -68,6 +77,7 @@ class Harness:
             source=self.source,
             store=self.store,
             sender=self.sender,
+            transactions=transactions,
             clock=self.wall,
             monotonic=self.mono,
         )
@@ -112,9 +122,14 @@ class Harness:
         raw = self.store.get(lead.encode(), self.partition_of(lead))
         return None if raw is None else decode_state(raw)
 
+    def stages_sent(self) -> list[Any]:
+        """Stage change records sent (exactly-once: those a read_committed consumer sees)."""
+        return (self.transactions or self.sender).to(self.settings.topic_qualified)
+
     def stages(self) -> list[tuple[str, str, str]]:
+        """The stage changes sent (exactly-once: those a read_committed consumer sees)."""
         out = []
-        for sent in self.sender.to(self.settings.topic_qualified):
+        for sent in self.stages_sent():
             change = orjson.loads(sent.value)
             out.append((change["from_stage"], change["to_stage"], change["cause"]))
         return out
@@ -473,3 +488,137 @@ async def test_a_state_that_cannot_be_encoded_loses_only_its_lead_and_dead_lette
     await h.step()
     await h.write_window()
     assert h.stored("lead-1").events_seen == 1
+
+
+# ------------------------------------------------------------------ exactly-once
+
+
+def eos() -> Harness:
+    return Harness(transactions=MemoryTransactions(MemoryStore()))
+
+
+async def test_exactly_once_commits_a_windows_outputs_states_and_offsets_together() -> None:
+    h = eos()
+    txn = h.transactions
+    assert txn is not None
+    h.put(h.web("lead-1", "/pricing"), h.web("lead-2", "/blog"))
+    await h.step()
+    # Held with the window: nothing sent, stored or acked yet.
+    assert h.sender.sent == [] and txn.visible == [] and not txn.is_open
+    assert h.store.changelog == [] and h.source.acked == {}
+    h.mono.t += WINDOW_S
+    await h.loop.score_batches([])  # closed: its transaction is open, not committed
+    await asyncio.sleep(0)
+    assert txn.is_open and txn.visible == [] and h.stored("lead-1") is None
+    h.mono.t += WINDOW_S
+    await h.loop.score_batches([])
+    assert h.loop.writer.publishing is not None
+    await h.loop.writer.publishing
+    assert txn.commits == 1 and not txn.is_open
+    assert h.stages() == [("cold", "warm", "event")]
+    assert h.stored("lead-1").events_seen == 1 and h.stored("lead-2").events_seen == 1
+    assert txn.offsets == h.source.acked and sum(v + 1 for v in txn.offsets.values()) == 2
+    assert h.sender.sent == []  # the non-transactional producer sent nothing
+
+
+async def test_exactly_once_a_failed_commit_leaves_nothing_stored_acked_or_visible() -> None:
+    h = eos()
+    txn = h.transactions
+    assert txn is not None
+    txn.fail_commit_with = RuntimeError("fenced")
+    h.put(h.web("lead-1", "/pricing"))
+    await h.step()
+    with pytest.raises(RuntimeError, match="fenced"):
+        await h.loop.write_windows("a test")
+    assert txn.visible == [] and txn.offsets == {} and txn.aborts == 1
+    assert h.store.changelog == [] and h.stored("lead-1") is None and h.source.acked == {}
+    assert [str(e) for e in h.sender.failures] == ["fenced"]  # the worker stops
+
+
+async def test_exactly_once_a_failed_changelog_write_aborts_the_window() -> None:
+    h = eos()
+    txn = h.transactions
+    assert txn is not None
+    h.store.fail_with = RuntimeError("changelog refused")
+    h.put(h.web("lead-1", "/pricing"))
+    await h.step()
+    with pytest.raises(RuntimeError, match="changelog refused"):
+        await h.loop.write_windows("a test")
+    assert txn.visible == [] and txn.offsets == {} and txn.aborts == 1 and txn.commits == 0
+    assert h.stored("lead-1") is None and h.source.acked == {}
+    assert [str(e) for e in h.sender.failures] == ["changelog refused"]
+
+
+async def test_exactly_once_a_write_that_overran_at_a_revoke_aborts_and_the_next_commits() -> None:
+    h = eos()
+    txn = h.transactions
+    assert txn is not None
+    h.put(h.web("lead-1", "/pricing"))
+    await h.step()
+    gate = asyncio.Event()
+    publish = txn.publish
+
+    async def stuck(writes: Any) -> None:
+        await gate.wait()
+        await publish(writes)
+
+    txn.publish = stuck  # type: ignore[method-assign]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(h.loop.revoke(), 0.05)
+    assert txn.aborts == 1 and not txn.is_open and txn.visible == []
+    assert h.sender.failures == []  # a cancellation: the worker goes on
+    txn.publish = publish  # type: ignore[method-assign]
+    h.source.generation = 2  # the rebalance: its owner reads lead-1's event again
+    h.put(h.web("lead-3", "/pricing"))
+    await h.step()
+    await h.write_window()
+    assert h.stages() == [("cold", "warm", "event")] and txn.commits == 1
+    assert h.stored("lead-3").events_seen == 1 and h.stored("lead-1") is None
+
+
+async def test_exactly_once_a_window_gone_stale_before_its_commit_is_aborted() -> None:
+    h = eos()
+    txn = h.transactions
+    assert txn is not None
+    h.put(h.web("lead-1", "/pricing"))
+    await h.step()
+    h.mono.t += WINDOW_S
+    await h.loop.score_batches([])
+    h.source.generation = 2  # a rebalance whose revoke hook did not write it
+    h.mono.t += WINDOW_S
+    await h.loop.writer.finish()
+    assert h.loop.writer.publishing is not None
+    await h.loop.writer.publishing
+    assert txn.aborts == 1 and txn.commits == 0 and txn.visible == [] and h.source.acked == {}
+    assert h.sender.failures == []
+
+
+@pytest.mark.parametrize("fresh_data_dir", [False, True])
+async def test_exactly_once_crashes_publish_each_stage_change_once(fresh_data_dir: bool) -> None:
+    model = load_model_text(FAST_MODEL.read_text().replace("[settings]", SMALL_DEDUP))
+    reference = Harness(model=model, transactions=MemoryTransactions(MemoryStore()))
+    log = input_log(reference, n_events=600, n_leads=12, batch=9)
+    await consume(reference, log)
+    await reference.loop.write_windows("the end")
+    expected = states(reference.store)
+    expected_ids = [orjson.loads(s.value)["event_id"] for s in reference.stages_sent()]
+    assert len(expected_ids) >= 5 and len(set(expected_ids)) == len(expected_ids)
+
+    for crash_points in ([3], [10, 11, 40], list(range(5, 100, 7))):
+        broker = MemoryTransactions(MemoryStore())
+        h = Harness(model=model, transactions=broker)
+        h.wall.t = reference.wall.t
+        for point in crash_points:
+            await consume(h, log, until=point)
+            store = crash(h, fresh_data_dir=fresh_data_dir)
+            # The restarted worker fences the dead one: its open transaction is
+            # aborted; what committed (outputs, offsets, changelog) stays.
+            txn = MemoryTransactions(store, visible=broker.visible, offsets=broker.offsets)
+            assert h.source.acked == broker.offsets
+            h = Harness(source=h.source, model=model, transactions=txn)
+            h.wall.t = reference.wall.t
+        await consume(h, log)
+        await h.loop.write_windows("the end")
+        ids = [orjson.loads(s.value)["event_id"] for s in broker.to(h.settings.topic_qualified)]
+        assert ids == expected_ids, crash_points  # each once, in order
+        assert states(h.store) == expected, crash_points

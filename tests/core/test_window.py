@@ -293,3 +293,55 @@ async def test_a_claimed_state_is_written_as_it_was_before_the_batch() -> None:
     r.now = 2.0
     await r.settle()
     assert sorted(r.published) == [(b"a", 0, b"3"), (b"b", 0, b"1")]
+
+
+async def test_a_transactional_window_begins_before_its_writes_and_commits_before_its_ack() -> None:
+    r = Recorder()
+    steps: list[str] = []
+    verdicts = [True, False]
+
+    async def begin(window: Any) -> None:
+        steps.append(f"begin {window.events}")
+
+    async def commit(window: Any) -> bool:
+        steps.append(f"commit {len(r.published)}")
+        return verdicts.pop(0)
+
+    wb = r.wb = WriteBehind(
+        encode=r.encode,
+        publish=r.publish,
+        ack=lambda generation, offsets: steps.append("ack"),
+        written=r.written,
+        max_events=1000,
+        max_age_s=10.0,
+        slice_s=1.0,
+        begin=begin,
+        commit=commit,
+    )
+    r.batch({"a": lead("a", 1), "b": lead("b", 1)}, offset=1)
+    await wb.close()
+    await r.settle()
+    r.batch({"c": lead("c", 1)}, offset=2)
+    await wb.close()
+    await r.settle()
+    # The second window's commit said no (stale): no ack, nothing reported.
+    assert steps == ["begin 2", "commit 2", "ack", "begin 1", "commit 3"]
+    assert r.reports == [2]
+
+
+async def test_a_window_cancelled_at_a_revoke_does_not_cancel_the_next_ones() -> None:
+    r = Recorder()
+    r.gate.clear()  # the write at the revoke overruns
+    r.batch({"a": lead("a", 1)}, offset=1)
+    await r.wb.close()
+    await r.wb.finish()
+    assert r.wb.publishing is not None
+    await asyncio.sleep(0)  # the chain is under way, waiting for the broker
+    r.wb.publishing.cancel()
+    await asyncio.wait([r.wb.publishing])
+    assert r.wb.discard(generation=2) == 0  # already out of the windows
+    r.gate.set()
+    r.batch({"b": lead("b", 1)}, offset=2)
+    await r.wb.close()
+    await r.settle()
+    assert r.acks == [(2, {("t", 0): 2})] and r.published == [(b"b", 0, b"1")]
