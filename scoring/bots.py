@@ -46,7 +46,7 @@ from typing import Any
 from scoring.model import BotRules, ScoringModel
 from scoring.state import LeadState
 
-__all__ = ["MARKS", "MAX_RECENT", "REASONS", "caught", "own_reason", "remember"]
+__all__ = ["MARKS", "MAX_RECENT", "REASONS", "caught", "own_reason", "pattern_kind", "remember"]
 
 #: Most pattern entries a lead keeps (each is stored with the state).
 MAX_RECENT = 32
@@ -81,8 +81,8 @@ def own_reason(event: Mapping[str, Any], rules: BotRules) -> str:
     return ""
 
 
-def _kind(event: Mapping[str, Any], source: str, rules: BotRules) -> str:
-    """The pattern entry kind of an event, "" if no pattern can use it."""
+def pattern_kind(event: Mapping[str, Any], source: str, rules: BotRules) -> str:
+    """The pattern entry kind of a web or email event, "" if no pattern can use it."""
     if source == "web":
         if not rules.web_burst_count:
             return ""
@@ -99,14 +99,12 @@ def _kind(event: Mapping[str, Any], source: str, rules: BotRules) -> str:
 
 
 def remember(
-    state: LeadState, model: ScoringModel, event: Mapping[str, Any], filtered: bool
+    state: LeadState, model: ScoringModel, event: Mapping[str, Any], kind: str, filtered: bool
 ) -> int:
-    """Add the event to ``state.recent`` if a pattern can use it: the new entry's index
-    (its ``counted`` an empty list to fill, or None if ``filtered``), else -1."""
+    """Add the event (of ``pattern_kind`` ``kind``) to ``state.recent``: the new
+    entry's index (its ``counted`` an empty list to fill, or None if ``filtered``), or
+    -1 if it is too old to keep."""
     rules = model.bots
-    kind = _kind(event, event["source"], rules)
-    if not kind:
-        return -1
     t = event["time"]
     horizon = state._clock - rules.memory
     if t < horizon:

@@ -54,7 +54,7 @@ from collections.abc import Mapping
 from heapq import heappop, heappush
 from typing import Any, Literal, TypedDict
 
-from scoring.bots import caught, own_reason, remember
+from scoring.bots import caught, own_reason, pattern_kind, remember
 from scoring.groupcaps import held, held_total
 from scoring.history import record
 from scoring.model import GRADE_RANK, Rule, ScoringModel
@@ -69,6 +69,7 @@ from scoring.nextchange import (
 from scoring.reasons import (
     Reason,
     engagement_reasons,
+    explain,
     fit_reasons,
     reasons_at,
     trigger_reasons,
@@ -99,6 +100,11 @@ _NEG_INF = -math.inf
 _SCREENED = frozenset({"web", "email"})
 
 Cause = Literal["event", "profile", "decay", "disqualifier", "model_change"]
+#: What an event did, flat: ``[rule_id, points, rule_id, points, ...]`` (one list per
+#: event, not one pair per rule: a scored event allocates as little as it can).
+Effects = list[Any]
+#: ``taken`` of an event no pattern looks at: shared, never changed (saves a list).
+_NOTHING_TAKEN: Effects = []
 
 
 class Transition(TypedDict):
@@ -171,7 +177,7 @@ def _transition(
     score: float,
     *,
     key: str | None = None,
-    effects: list[list[Any]] | None = None,
+    effects: Effects | None = None,
 ) -> Transition:
     """The stage change (also kept in the lead's history); its id is deterministic in
     the lead, the stages, the cause and ``key`` (default: the trigger, or the time in
@@ -181,8 +187,9 @@ def _transition(
     tid = str(uuid.uuid5(TRANSITION_NAMESPACE, f"{state.lead_id}|{old}|{new}|{cause}|{key}"))
     up = _stage_rank(model, new) > _stage_rank(model, old)
     state.changes += 1
-    record(state, model, [at, "stage", trigger, cause, [old, new, score]])
+    record(state, model, (at, "stage", trigger, cause, (old, new, score)))
     disqualifier = state.disqualifier if cause == "disqualifier" else None
+    reasons, engagement, fit = explain(state, model, at)
     return {
         "event_id": tid,
         "lead_id": state.lead_id,
@@ -198,10 +205,10 @@ def _transition(
         "fit_score": state.fit_points,
         "grade": state.grade,
         "bant": dict(state.bant),
-        "reasons": reasons_at(state, model, at),
+        "reasons": reasons,
         "trigger_reasons": trigger_reasons(model, effects or [], disqualifier),
-        "engagement_reasons": engagement_reasons(state, model, at),
-        "fit_reasons": fit_reasons(state, model),
+        "engagement_reasons": engagement,
+        "fit_reasons": fit,
         "model_id": model.id,
         "model_version": model.version,
     }
@@ -336,7 +343,7 @@ def _settle(
     profile_changed: bool,
     *,
     key: str | None = None,
-    effects: list[list[Any]] | None = None,
+    effects: Effects | None = None,
 ) -> Transition | None:
     """Evaluate the stage at ``at`` after a change; the transition if it moved
     (``key``, ``effects``: see ``_transition``)."""
@@ -383,7 +390,7 @@ def _score_rules(
     source: str,
     data: Mapping[str, Any],
     event: Mapping[str, Any],
-    effects: list[list[Any]],
+    effects: Effects,
     counted: list[Any] | None,
 ) -> bool:
     """Count every matching rule (``unless`` and caps permitting), merging rule
@@ -397,31 +404,34 @@ def _score_rules(
             continue
         if rule.sets is not None and _merge_profile(state, rule.sets, t, eid):
             profile_changed = True
-        key: int | str | None = None
         if rule.cap_count:
-            key = cap_key(rule, data, t)
-            dropped_at = cap_admit(state, model, rule, key, t, eid)
+            dropped_at = cap_admit(state, model, rule, data, t, eid)
             if dropped_at is DENIED:
                 continue
             if dropped_at is not None:  # a later event no longer counts
                 _add(state, rule, -rule.points, dropped_at)
-                effects.append([rule.id, -rule.points])
+                effects += (rule.id, -rule.points)
         _add(state, rule, rule.points, t)
-        effects.append([rule.id, rule.points])
+        effects += (rule.id, rule.points)
         if counted is not None:
-            counted.append([rule.id, key])
+            counted.append((rule.id, cap_key(rule, data, t) if rule.cap_count else None))
     return profile_changed
 
 
 def _screen(
-    state: LeadState, model: ScoringModel, event: Mapping[str, Any], taken: list[list[Any]]
+    state: LeadState,
+    model: ScoringModel,
+    event: Mapping[str, Any],
+    kind: str,
+    reason: str,
+    taken: Effects,
 ) -> tuple[str, list[Any] | None]:
-    """Bot filtering (``scoring.bots``): the event's own reason ("" for a person), and
-    the list to record what it counts in, if a pattern keeps it. Earlier events it
-    shows to be a bot's are retracted; what they gave back goes to ``taken``."""
+    """Bot filtering (``scoring.bots``) of an event a pattern may use (its ``kind``):
+    the event's own reason ("" for a person; ``reason`` it has already), and the list
+    to record what it counts in, if a pattern keeps it. Earlier events it shows to be
+    a bot's are retracted; what they gave back goes to ``taken``."""
     rules = model.bots
-    reason = own_reason(event, rules)
-    i = remember(state, model, event, bool(reason))
+    i = remember(state, model, event, kind, bool(reason))
     if i < 0:
         return reason, None
     recent = state.recent
@@ -438,16 +448,14 @@ def _screen(
     return reason, None if reason else recent[i][5]
 
 
-def _retract(
-    state: LeadState, model: ScoringModel, j: int, name: str, taken: list[list[Any]]
-) -> bool:
+def _retract(state: LeadState, model: ScoringModel, j: int, name: str, taken: Effects) -> bool:
     """Take back what the event of pattern entry ``j`` counted, now found a bot's."""
     entry = state.recent[j]
     counted = entry[5]
     if counted is None:
         return False  # filtered already
     t, eid = entry[0], entry[1]
-    back: list[list[Any]] = []
+    back: Effects = []
     for rid, key in counted:
         rule = model.rule_by_id.get(rid)
         if not isinstance(rule, Rule):
@@ -455,10 +463,10 @@ def _retract(
         if rule.cap_count and not uncap(state, rule, key, t, eid):
             continue  # displaced from its window already: its points went then
         _add(state, rule, -rule.points, t)
-        back.append([rid, -rule.points])
+        back += (rid, -rule.points)
     state.recent[j] = [*entry[:5], None]
     state.bots_filtered += 1
-    record(state, model, [t, "retracted", eid, name, back])
+    record(state, model, (t, "retracted", eid, name, tuple(back)))
     taken.extend(back)
     return True
 
@@ -469,7 +477,7 @@ def _filtered(
     event: Mapping[str, Any],
     at: float,
     reason: str,
-    taken: list[list[Any]],
+    taken: Effects,
     transitions: list[Transition],
 ) -> tuple[LeadState, list[Transition]]:
     """A bot's event: counted as filtered, in the history, never scored. If it
@@ -478,7 +486,7 @@ def _filtered(
     state.bots_filtered += 1
     state.filtered = (reason, *state.filtered)
     state.filtered_self = True
-    record(state, model, [event["time"], "bot", eid, event["source"], reason])
+    record(state, model, (event["time"], "bot", eid, event["source"], reason))
     if taken:
         state.nc_valid = False
         tr = _settle(state, model, at, "event", eid, False, effects=taken)
@@ -488,29 +496,18 @@ def _filtered(
 
 
 def _fit_effects(
-    model: ScoringModel, before: list[str], after: list[str], effects: list[list[Any]]
+    model: ScoringModel, before: list[str], after: list[str], effects: Effects
 ) -> None:
     """Fit rules a profile change made match (+points) or stop matching (-points)."""
     by_id = model.rule_by_id
     was = set(before)
     now = set(after)
-    effects.extend([rid, by_id[rid].points] for rid in after if rid not in was)
-    effects.extend([rid, -by_id[rid].points] for rid in before if rid not in now and rid in by_id)
-
-
-def _enter(state: LeadState, model: ScoringModel, t: float, eid: str) -> float:
-    """Move the lead to the event (decay changes on the way are ``_advance_to``'s
-    business: the caller's) and remember its id; the time it is scored at."""
-    heap = state.seen_heap
-    state.seen[eid] = t
-    heappush(heap, (t, eid))
-    cutoff = state._clock - model.max_lateness
-    limit = model.dedup_max_ids
-    seen = state.seen
-    while heap[0][0] < cutoff or len(heap) > limit:
-        del seen[heappop(heap)[1]]
-    state.events_seen += 1
-    return max(state._clock, t)
+    for rid in after:
+        if rid not in was:
+            effects += (rid, by_id[rid].points)
+    for rid in before:
+        if rid not in now and rid in by_id:
+            effects += (rid, -by_id[rid].points)
 
 
 def apply(
@@ -545,12 +542,29 @@ def apply(
         if clock != _NEG_INF and not no_crossing_before(state, model, t):
             _advance_to(state, model, t, transitions)
         state._clock = t
-    at = _enter(state, model, t, eid)
+        at = t
+    else:
+        at = clock
+    # Dedup window: ids of counted events within max_lateness, at most dedup_max_ids.
+    seen = state.seen
+    seen[eid] = t
+    heap = state.seen_heap
+    heappush(heap, (t, eid))
+    cutoff = state._clock - model.max_lateness
+    limit = model.dedup_max_ids
+    while heap[0][0] < cutoff or len(heap) > limit:
+        del seen[heappop(heap)[1]]
+    state.events_seen += 1
     source = event["source"]
-    taken: list[list[Any]] = []
+    taken: Effects = _NOTHING_TAKEN
     counted = None
-    if model.bots.enabled and source in _SCREENED:
-        reason, counted = _screen(state, model, event, taken)
+    bots = model.bots
+    if bots.enabled and source in _SCREENED:
+        reason = own_reason(event, bots)
+        kind = pattern_kind(event, source, bots)
+        if kind:
+            taken = []
+            reason, counted = _screen(state, model, event, kind, reason, taken)
         if reason:
             return _filtered(state, model, event, at, reason, taken, transitions)
     return state, _scored(state, model, event, at, taken, counted, transitions)
@@ -561,7 +575,7 @@ def _scored(
     model: ScoringModel,
     event: Mapping[str, Any],
     at: float,
-    taken: list[list[Any]],
+    taken: Effects,
     counted: list[Any] | None,
     transitions: list[Transition],
 ) -> list[Transition]:
@@ -574,7 +588,7 @@ def _scored(
         profile_changed = _merge_profile(state, data, event["time"], eid)
     else:
         data = event
-    effects: list[list[Any]] = []
+    effects: Effects = []
     if _score_rules(state, model, source, data, event, effects, counted):
         profile_changed = True
     if profile_changed:
@@ -588,10 +602,15 @@ def _scored(
         cause = "event"
     else:
         return transitions
-    if effects:
-        record(state, model, [event["time"], "event", eid, source, effects])
+    if effects and model.history_size:  # record(), inline: most scored events get here
+        history = state.history
+        history.append((event["time"], "event", eid, source, tuple(effects)))
+        if len(history) > model.history_size:
+            del history[0]
     state.nc_valid = False
-    tr = _settle(state, model, at, cause, eid, profile_changed, effects=effects + taken)
+    tr = _settle(
+        state, model, at, cause, eid, profile_changed, effects=effects + taken if taken else effects
+    )
     if tr is not None:
         transitions.append(tr)
     return transitions

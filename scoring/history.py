@@ -2,16 +2,17 @@
 with the points it added or removed and why. Bounded per lead by the model's
 ``history_size`` (default 50): the oldest entry goes when a new one comes.
 
-Stored in the state (``LeadState.history``) as small lists, oldest first, never
-changed once appended (state copies share them):
+Stored in the state (``LeadState.history``) as small tuples, oldest first, never
+changed once appended (state copies share them; stored as JSON arrays):
 
-- ``[time, "event", event_id, source, [[rule_id, points], ...]]``: an event that
-  changed the score or the fit; points as the rules gave them at the event's time
-  (positive or negative; a cap displacing a later event shows it as minus);
-- ``[time, "bot", event_id, source, reason]``: an event filtered as not a person's;
-- ``[time, "retracted", event_id, reason, [[rule_id, -points], ...]]``: an event
+- ``(time, "event", event_id, source, (rule_id, points, rule_id, points, ...))``: an
+  event that changed the score or the fit; points as the rules gave them at the
+  event's time (positive or negative; a cap displacing a later event shows it as
+  minus);
+- ``(time, "bot", event_id, source, reason)``: an event filtered as not a person's;
+- ``(time, "retracted", event_id, reason, (rule_id, -points, ...))``: an event
   scored before a pattern showed it was a bot's, and what was taken back;
-- ``[time, "stage", trigger_event_id, cause, [from, to, score]]``: a stage change.
+- ``(time, "stage", trigger_event_id, cause, (from, to, score))``: a stage change.
 
 Events that change nothing (a page no rule scores, a duplicate, a late event) are not
 kept: the history answers "why did this lead's score change", not "what did it do".
@@ -21,7 +22,7 @@ Descriptions are looked up in the model when read, so they cost the state nothin
 >>> from scoring.state import LeadState
 >>> m = load_default_model()
 >>> s = LeadState("L1")
->>> record(s, m, [0.0, "event", "e1", "web", [["web-pricing", 10.0]]])
+>>> record(s, m, (0.0, "event", "e1", "web", ("web-pricing", 10.0)))
 >>> [(e["kind"], e["points"], e["rules"][0]["description"]) for e in entries(s, m)]
 [('event', 10.0, 'Viewed the pricing page')]
 """
@@ -36,8 +37,12 @@ from scoring.state import LeadState
 __all__ = ["entries", "record"]
 
 
-def record(state: LeadState, model: ScoringModel, entry: list[Any]) -> None:
-    """Append ``entry``, dropping the oldest past the model's ``history_size``."""
+def record(state: LeadState, model: ScoringModel, entry: tuple[Any, ...]) -> None:
+    """Append ``entry``, dropping the oldest past the model's ``history_size``.
+
+    Entries are tuples of plain values (nested tuples for rules): immutable, and
+    untracked by Python's cyclic garbage collector, which would otherwise walk every
+    lead's history on each full collection."""
     size = model.history_size
     if not size:
         return
@@ -55,10 +60,10 @@ def entries(state: LeadState, model: ScoringModel) -> list[dict[str, Any]]:
     return out
 
 
-def _rules(pairs: list[list[Any]], model: ScoringModel) -> list[dict[str, Any]]:
+def _rules(flat: tuple[Any, ...], model: ScoringModel) -> list[dict[str, Any]]:
     by_id = model.rule_by_id
     out = []
-    for rid, points in pairs:
+    for rid, points in zip(flat[::2], flat[1::2], strict=True):
         rule = by_id.get(rid)
         out.append(
             {"rule_id": rid, "description": rule.description if rule else rid, "points": points}
@@ -66,7 +71,7 @@ def _rules(pairs: list[list[Any]], model: ScoringModel) -> list[dict[str, Any]]:
     return out
 
 
-def _entry(e: list[Any], model: ScoringModel) -> dict[str, Any]:
+def _entry(e: tuple[Any, ...], model: ScoringModel) -> dict[str, Any]:
     at, kind, event_id, what, detail = e
     if kind == "event":
         rules = _rules(detail, model)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 
 from scoring.decay import first_crossing
-from scoring.groupcaps import held, held_total, release_after
+from scoring.groupcaps import held, release_after
 from scoring.model import GRADE_RANK, ScoringModel
 from scoring.state import LeadState
 
@@ -203,16 +203,17 @@ def refresh_bound(state: LeadState, model: ScoringModel, at: float) -> float:
     k = pos = neg = 0.0
     for cat, acc in state.categories.items():
         rate = rates.get(cat, 0.0)
-        if rate:
-            v = acc[0] * _exp((acc[1] - at) * rate)
-            if caps:  # held within its cap: still moves towards 0 only (bound holds)
-                v = held(model, cat, v)
-            if v > 0.0:
-                pos += v
-            else:
-                neg += v
+        v = acc[0] * _exp((acc[1] - at) * rate) if rate else acc[0]
+        if caps:  # held within its cap: still moves towards 0 only (the bound holds)
+            n = caps.get(cat)
+            if n is not None:
+                v = n if v > n else -n if v < -n else v
+        if not rate:
+            k += v
+        elif v > 0.0:
+            pos += v
         else:
-            k += held(model, cat, acc[0]) if caps else acc[0]
+            neg += v
     if not state.b_valid:  # else the thresholds are current (see refresh_thresholds)
         refresh_thresholds(state, model)
         state.b_valid = True
@@ -220,7 +221,9 @@ def refresh_bound(state: LeadState, model: ScoringModel, at: float) -> float:
     state.b_k = k
     state.b_pos = pos
     state.b_neg = neg
-    return held_total(model, k + neg + pos)
+    total = k + neg + pos
+    n = model.total_cap
+    return n if total > n else -n if total < -n else total
 
 
 def refresh_thresholds(state: LeadState, model: ScoringModel) -> None:

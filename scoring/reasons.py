@@ -14,13 +14,21 @@ Each list holds at most the model's ``reasons_top_n``, largest |points| first.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from scoring.groupcaps import held
 from scoring.model import Rule, ScoringModel
 from scoring.state import LeadState
 
-__all__ = ["Reason", "engagement_reasons", "fit_reasons", "reasons_at", "trigger_reasons"]
+__all__ = [
+    "Reason",
+    "engagement_reasons",
+    "explain",
+    "fit_reasons",
+    "reasons_at",
+    "trigger_reasons",
+]
 
 _exp = math.exp
 
@@ -101,11 +109,21 @@ def reasons_at(state: LeadState, model: ScoringModel, t: float) -> list[Reason]:
     return _top(model, _engagement_items(state, model, t) + _fit_items(state, model))
 
 
+def explain(
+    state: LeadState, model: ScoringModel, t: float
+) -> tuple[list[Reason], list[Reason], list[Reason]]:
+    """``reasons_at``, ``engagement_reasons`` and ``fit_reasons`` at once."""
+    engagement = _engagement_items(state, model, t)
+    fit = _fit_items(state, model)
+    return _top(model, engagement + fit), _top(model, engagement), _top(model, fit)
+
+
 def trigger_reasons(
-    model: ScoringModel, effects: list[list[Any]], disqualifier: str | None = None
+    model: ScoringModel, effects: Sequence[Any], disqualifier: str | None = None
 ) -> list[Reason]:
-    """What the triggering event did: ``effects`` (``[rule id, points]`` in the order
-    they happened) summed per rule, zero sums left out, the disqualifier it set first."""
+    """What the triggering event did: ``effects`` (flat ``rule id, points, ...`` in
+    the order they happened) summed per rule, zero sums left out, the disqualifier it
+    set first."""
     out: list[Reason] = []
     if disqualifier is not None:
         d = model.disqualifier_by_id.get(disqualifier)
@@ -117,8 +135,9 @@ def trigger_reasons(
             }
         )
     summed: dict[str, float] = {}
-    for rid, pts in effects:
-        summed[rid] = summed.get(rid, 0.0) + pts
+    for i in range(0, len(effects), 2):
+        rid = effects[i]
+        summed[rid] = summed.get(rid, 0.0) + effects[i + 1]
     by_id = model.rule_by_id
     for rid, pts in summed.items():
         if pts != 0.0:

@@ -42,21 +42,26 @@ def cap_key(rule: Rule, data: Mapping[str, Any], t: float) -> int | str:
     return value if type(value) is str else "" if value is None else str(value)
 
 
-def _windows(state: LeadState, rule: Rule) -> dict[Any, list[Any]]:
-    store: dict[str, dict[Any, list[Any]]] = state.caps_by if rule.cap_by else state.caps
+def cap_admit(
+    state: LeadState,
+    model: ScoringModel,
+    rule: Rule,
+    data: Mapping[str, Any],
+    t: float,
+    eid: str,
+) -> Any:
+    """Count the event (its fields ``data``) in its window? :data:`DENIED` if the
+    window is full of earlier events; else None, or the time of the later event that
+    dropped out (the caller subtracts its points)."""
+    if rule.cap_by is None:
+        key: int | str = math.floor(t / rule.cap_per)
+        store: dict[str, dict[Any, list[Any]]] = state.caps
+    else:
+        key = cap_key(rule, data, t)
+        store = state.caps_by
     wins = store.get(rule.id)
     if wins is None:
         wins = store[rule.id] = {}
-    return wins
-
-
-def cap_admit(
-    state: LeadState, model: ScoringModel, rule: Rule, key: int | str, t: float, eid: str
-) -> Any:
-    """Count the event in window ``key``? :data:`DENIED` if the window is full of
-    earlier events; else None, or the time of the later event that dropped out (the
-    caller subtracts its points)."""
-    wins = _windows(state, rule)
     counted = wins.get(key)
     if counted is None:
         if len(wins) >= 4:  # prune now and then: bounded memory, little work per event

@@ -112,7 +112,7 @@ class LeadState:
     #: The lead's recent scored and filtered events and stage changes, oldest first,
     #: at most the model's ``history_size`` (see ``scoring.history``). Entries are
     #: never changed once appended (copies share them).
-    history: list[list[Any]]
+    history: list[tuple[Any, ...]]
     #: What bot patterns compare a new event with: recent delivered and clicked
     #: emails and short web views, sorted by (time, event id), bounded (see
     #: ``scoring.bots``). Entries are replaced, never changed in place.
@@ -253,7 +253,7 @@ class LeadState:
             rid: {key: list(flat) for key, flat in wins.items()}
             for rid, wins in self.caps_by.items()
         }
-        d["history"] = [_plain(e) for e in self.history]
+        d["history"] = [_plain(e) for e in self.history]  # tuples as lists, as JSON reads
         d["recent"] = [_plain(e) for e in self.recent]
         d["applied"] = dict(self.applied)
         d["rule_points"] = dict(self.rule_points)
@@ -338,7 +338,7 @@ class LeadState:
             rid: {key: list(flat) for key, flat in wins.items()}
             for rid, wins in d.get("caps_by", {}).items()
         }
-        s.history = [_plain(e) for e in d.get("history", ())]
+        s.history = [_frozen(e) for e in d.get("history", ())]
         s.recent = [_plain(e) for e in d.get("recent", ())]
         s.bots_filtered = d.get("bots_filtered", 0)
         s.applied = dict(d.get("applied", {}))
@@ -352,10 +352,15 @@ class LeadState:
         return s
 
 
-def _plain(entry: list[Any]) -> list[Any]:
-    """A copy of a history or pattern entry, its nested lists copied too (plain data
-    that ``to_dict`` and ``from_dict`` hand out, never the state's own lists)."""
-    return [_plain(x) if isinstance(x, list) else x for x in entry]
+def _plain(entry: list[Any] | tuple[Any, ...]) -> list[Any]:
+    """A history or pattern entry as plain lists, nested ones too (what ``to_dict``
+    hands out and JSON reads back; never the state's own lists)."""
+    return [_plain(x) if isinstance(x, list | tuple) else x for x in entry]
+
+
+def _frozen(entry: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
+    """A history entry read back: tuples all the way down, as the engine writes it."""
+    return tuple(_frozen(x) if isinstance(x, list | tuple) else x for x in entry)
 
 
 def cap_pairs(flat: list[Any]) -> list[tuple[float, str]]:
