@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TextIO
 
 from scoring import ModelError, ScoringModel, load_model_text
-from streams.core.contract import parse_time
+from streams.core.contract import format_time, parse_time
+from streams.modelpreview.parallel import PreviewError
 from streams.modelpreview.shard import ModelSource, ShardJob
 from streams.settings import Settings
 
@@ -100,7 +101,7 @@ def _preview(settings: Settings, args: PreviewArgs) -> None:
     from rich.console import Console
 
     from streams.modelpreview.console import print_summary, replay_progress
-    from streams.modelpreview.parallel import PreviewError, run_shards
+    from streams.modelpreview.parallel import run_shards
     from streams.modelpreview.report import write_report
     from streams.modelpreview.summary import Labels, stage_order
 
@@ -171,12 +172,18 @@ def _parse_now(text: str | None) -> float | None:
 
 def _decider(now: float | None) -> Callable[[float | None], float]:
     """When the leads are read: ``--now``, else the newest event time in the input
-    (else, with no event at all, the current time)."""
+    (else, with no event at all, the current time). Not before the newest event: the
+    replay has scored it already."""
 
     def decide(newest: float | None) -> float:
-        if now is not None:
-            return now
-        return newest if newest is not None else time.time()
+        if now is None:
+            return newest if newest is not None else time.time()
+        if newest is not None and now < newest:
+            raise PreviewError(
+                f"--now {format_time(now)} is before the newest event in the input "
+                f"({format_time(newest)})"
+            )
+        return now
 
     return decide
 

@@ -94,6 +94,10 @@ def test_an_invalid_model_exits_1_in_one_line(
         (["--from-export", "{export}", "--now", "yesterday"], "--now 'yesterday': use an RFC"),
         (["--from-export", "{export}", "--current", "nope.toml"], "nope.toml: cannot read"),
         (["--from-export", "{bad_line}"], "bad.jsonl:2: not a JSON line"),
+        (
+            ["--from-export", "{export}", "--now", "2025-12-02T00:00:00Z"],
+            "--now 2025-12-02T00:00:00.000Z is before the newest event in the input (2025-12-2",
+        ),
     ],
 )
 def test_other_mistakes_exit_2_in_one_line(
