@@ -12,9 +12,12 @@ the model, once per record) and :class:`ModelReplay` (the rest, once per model):
 3. a position the lead's state has applied already is a replay, skipped;
 4. a profile event that would take the lead past
    ``streams.core.pipeline.MAX_PROFILE_ATTRIBUTES`` is a dead letter (state_limit);
-5. ``scoring.apply`` (dedup by event id and lateness are its own), the position
-   recorded; an exception is a dead letter (processing_error);
-6. outcome: late, duplicate or scored, as the pipeline tells them apart.
+5. a web or email event whose user agent is a known crawler's is marked, when the
+   model asks (``streams.core.bots``: the one check scoring leaves to the worker);
+6. ``scoring.apply`` (dedup by event id, lateness and bot filtering are its own),
+   the position recorded; an exception is a dead letter (processing_error);
+7. outcome: late, bot, duplicate or scored, as the pipeline tells them apart, and
+   the bots filtered by reason.
 
 Decay ticks: the worker schedules each lead's next decay change as it scores it
 (``next_change_at``) and a timer sends the lead a tick record, which ``advance``\\s it
@@ -29,15 +32,19 @@ changelog, acks) decides when a state is written, never what it is, so states li
 in a dict here and nothing is written anywhere.
 
 Why not drive :class:`~streams.core.loop.ScoringLoop` itself with the in-memory fakes
-(``streams.core.inmemory``)? Each model would decode and validate every record again
-and pay the pipeline's per-batch metrics, and a faithful tick needs a batch per lead
-record: measured, 25k events/s for both models on one core against ~40k here, which
-two cores could not lift to the 50k events/s a preview must reach. Instead
+(``streams.core.inmemory``)? A faithful tick needs a lead's records in batches of
+their own (a hot lead's every record), and each model would decode and validate
+every record again: measured on one core, ``Pipeline.process`` one record at a time
+costs ~17 us a record per model (its per-batch metrics, its decode) against ~10.5 us
+per model here plus one ~2.6 us decode for both, a third more in all, and two
+processes then fall short of the 50k events/s a preview must reach. Instead
 ``tests/modelpreview/test_faithful.py`` replays a generated workload (invalid,
-misrouted, duplicate, late and out-of-order records, disqualifiers, decay between
-and after events) through that loop and through this replay, and requires the same
-stage changes (ids, causes, times, sequence numbers), the same leads at the end and
-the same outcome and dead-letter counts.
+misrouted, repeated, late and out-of-order records, crawlers, disqualifiers, decay
+between and after events) through that loop and through this replay, and requires
+the same stage changes (ids, causes, times, sequence numbers), the same leads at the
+end and the same outcome, dead-letter and bot counts. A change to the pipeline's
+steps must be made here too: that test fails until it is, if its workload has what
+the change is about.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ from typing import Any, NamedTuple
 
 from scoring import LeadState, ScoringModel, Transition, advance, apply, next_change_by, snapshot
 from scoring.engine import score_at
+from streams.core.bots import SOURCES as MARKED_SOURCES
+from streams.core.bots import for_model
 from streams.core.contract import Rejected, decode_event
 from streams.core.partitioning import Partitioner
 from streams.core.pipeline import MAX_PROFILE_ATTRIBUTES
@@ -82,11 +91,14 @@ class ModelReplay:
         self.outcomes: Counter[str] = Counter()
         #: Dead letters by reason (``leadstream_dlq_total``).
         self.dead_letters: Counter[str] = Counter()
+        #: Events filtered as bots, by reason (``leadstream_bots_filtered_total``).
+        self.bots: Counter[str] = Counter()
+        self.marker = for_model(model)
 
     def score(
         self, event: Mapping[str, Any], kind: str, source: str, position: int, at: float
     ) -> None:
-        """Steps 3 to 6 for one decoded event read at ``source`` (``topic:partition``)
+        """Steps 3 to 7 for one decoded event read at ``source`` (``topic:partition``)
         and ``position`` (its offset), handled ``at``; the lead's decay ticks due
         before ``at`` first."""
         lead_id = event["lead_id"]
@@ -103,6 +115,8 @@ class ModelReplay:
         if kind == "profile" and _profile_overflows(state, event):
             self.dead_letters["state_limit"] += 1
             return
+        if self.marker is not None and kind in MARKED_SOURCES:
+            event = self._marked(event)
         seen_before, late_before = state.events_seen, state.late_dropped
         try:
             state, transitions = apply(state, event, self.model)
@@ -114,8 +128,24 @@ class ModelReplay:
         self.handled_at[lead_id] = at
         if transitions:
             self._publish(transitions)
+        self._count(state, seen_before, late_before)
+
+    def _marked(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The event as the worker hands it to scoring: marked if its user agent is a
+        known crawler's. Marked on a copy: the other model gets the event as decoded."""
+        if not event.get("user_agent"):
+            return event
+        marked = dict(event)
+        return marked if self.marker is not None and self.marker.mark(marked) else event
+
+    def _count(self, state: LeadState, seen_before: int, late_before: int) -> None:
+        """The outcome of the event just applied, and the bots it filtered."""
+        for reason in state.filtered:  # its own reason first, then what it exposed
+            self.bots[reason] += 1
         if state.late_dropped != late_before:
             self.outcomes["late"] += 1
+        elif state.filtered_self:
+            self.outcomes["bot"] += 1
         elif state.events_seen == seen_before:
             self.outcomes["duplicate"] += 1
         else:

@@ -104,6 +104,7 @@ def _evaluate(replays: tuple[ModelReplay, ModelReplay], result: PreviewResult) -
             tally.count_lead(lead)
         tally.outcomes.update(replay.outcomes)
         tally.dead_letters.update(replay.dead_letters)
+        tally.bots.update(replay.bots)
     moves = Moves()
     renamed = replays[1].model.renamed_stages
     for lead_id in current.keys() | candidate.keys():

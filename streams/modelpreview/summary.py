@@ -15,7 +15,7 @@ GRADES = ("A", "B", "C", "D")
 #: Bars of the score histograms.
 HISTOGRAM_BINS = 40
 #: Input outcomes in the order they are listed (the worker's outcome labels).
-OUTCOMES = ("scored", "duplicate", "late", "replayed", "rerouted")
+OUTCOMES = ("scored", "duplicate", "late", "bot", "replayed", "rerouted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +73,15 @@ def day_rows(result: PreviewResult) -> list[Row]:
 
 
 def input_rows(result: PreviewResult) -> list[Row]:
-    """Input records by outcome, then dead letters by reason, then stage changes."""
+    """Input records by outcome, dead letters and bots filtered by reason, then stage
+    changes."""
     a, b = result.current, result.candidate
     rows = [(o, a.outcomes.get(o, 0), b.outcomes.get(o, 0)) for o in OUTCOMES]
     rows = [r for r in rows if r[1] or r[2] or r[0] == "scored"]
     for reason, n, m in count_rows(a.dead_letters, b.dead_letters, ()):
         rows.append((f"dead letter: {reason}", n, m))
+    for reason, n, m in count_rows(a.bots, b.bots, ()):
+        rows.append((f"bot filtered: {reason}", n, m))
     rows.append(("stage changes published", a.changes, b.changes))
     return rows
 

@@ -27,11 +27,13 @@ NOT_SCORED = "(not scored)"
 class ModelTally:
     """One model's replay: its input outcomes, stage changes, and leads at ``now``."""
 
-    #: Input records by the worker's outcome (scored, duplicate, late, replayed,
-    #: rerouted, tick), as its ``leadstream_events_total`` would count them.
+    #: Input records by the worker's outcome (scored, duplicate, late, bot,
+    #: replayed, rerouted, tick), as its ``leadstream_events_total`` would count them.
     outcomes: Counter[str] = field(default_factory=Counter)
     #: Dead letters by reason (``leadstream_dlq_total``).
     dead_letters: Counter[str] = field(default_factory=Counter)
+    #: Events filtered as bots, by reason (``leadstream_bots_filtered_total``).
+    bots: Counter[str] = field(default_factory=Counter)
     stages: Counter[str] = field(default_factory=Counter)
     grades: Counter[str] = field(default_factory=Counter)
     #: Stage changes published, by UTC day of ``changed_at`` (YYYY-MM-DD).
@@ -60,6 +62,7 @@ class ModelTally:
         for mine, theirs in (
             (self.outcomes, other.outcomes),
             (self.dead_letters, other.dead_letters),
+            (self.bots, other.bots),
             (self.stages, other.stages),
             (self.grades, other.grades),
             (self.changes_by_day, other.changes_by_day),

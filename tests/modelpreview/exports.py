@@ -33,7 +33,10 @@ TROUBLE = (
     "misrouted",
     "late",
     "repeated",
+    "crawler",
 )
+#: A known crawler's user agent (the crawler-user-agents list has it).
+CRAWLER = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
 class Recorder:
@@ -106,5 +109,10 @@ def _trouble(
     if what == "misrouted":  # rerouted by the worker, then scored
         wrong = (recorder.partition_of(lead) + 1) % recorder.partitions
         return recorder.record("email", orjson.dumps(click), at, lead, partition=wrong)
+    if what == "crawler":  # filtered when the model asks for known user agents
+        visit = event(
+            lead, eid, at - LATENCY_S, url="https://x.example/pricing", user_agent=CRAWLER
+        )
+        return recorder.record("web", orjson.dumps(visit), at, lead)
     old = event(lead, eid, at - 45 * 86400, action="click", campaign_id="c1")
     return recorder.record("email", orjson.dumps(old), at, lead)  # late under both models

@@ -109,17 +109,25 @@ class LoopDriver:
         changes = [orjson.loads(s.value) for s in self.sender.to(self.topics.qualified)]
         return sorted(tuple(c[f] for f in FIELDS) for c in changes)
 
-    def counts(self) -> tuple[Counter[str], Counter[str]]:
-        outcomes: Counter[str] = Counter()
-        dead: Counter[str] = Counter()
-        for family in (*self.metrics.events.collect(), *self.metrics.dlq.collect()):
+    def counts(self) -> tuple[Counter[str], Counter[str], Counter[str]]:
+        """Outcomes, dead letters by reason, bots filtered by reason (over topics)."""
+        return tuple(  # type: ignore[return-value]
+            self._summed(counter, label)
+            for counter, label in (
+                (self.metrics.events, "outcome"),
+                (self.metrics.dlq, "reason"),
+                (self.metrics.bots, "reason"),
+            )
+        )
+
+    @staticmethod
+    def _summed(counter: Any, label: str) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for family in counter.collect():
             for s in family.samples:
                 if s.name.endswith("_total") and s.value:
-                    if "outcome" in s.labels:
-                        outcomes[s.labels["outcome"]] += int(s.value)
-                    else:
-                        dead[s.labels["reason"]] += int(s.value)
-        return outcomes, dead
+                    out[s.labels[label]] += int(s.value)
+        return out
 
 
 def lead_named(value: bytes) -> str | None:
@@ -139,8 +147,8 @@ def replay(entries: list[Entry], model: ScoringModel, now: float) -> tuple[Any, 
     leads = {lead.lead_id: lead[1:] for lead in model_replay.finish(now)}
     encoded = [orjson.loads(encode_transition(c, emitted_at=now)) for c in changes]
     published = sorted(tuple(c[f] for f in FIELDS) for c in encoded)
-    outcomes = +model_replay.outcomes
-    return published, leads, outcomes, +model_replay.dead_letters
+    counts = (+model_replay.outcomes, +model_replay.dead_letters, +model_replay.bots)
+    return published, leads, counts
 
 
 @pytest.mark.parametrize(
@@ -171,16 +179,16 @@ async def test_the_replay_publishes_and_ends_as_the_worker_loop_does(
         for lead, state in driver.loop.cache.items()
         if (view := snapshot(state, model, now))
     }
-    loop_outcomes, loop_dead = driver.counts()
-
-    published, replay_leads, outcomes, dead = replay(entries, model, now)
+    published, replay_leads, counts = replay(entries, model, now)
     assert published == driver.published()
     assert replay_leads == loop_leads
-    assert outcomes == loop_outcomes
-    assert dead == loop_dead
+    assert counts == driver.counts()
+    outcomes, dead, bots = counts
     # The workload exercises what the replay must get right, not just the easy path.
     causes = Counter(change[5] for change in published)
     assert causes["decay"] > 10 and causes["event"] > 10 and causes["disqualifier"] > 0
     assert outcomes["tick"] > 10 and outcomes["rerouted"] > 0 and outcomes["duplicate"] > 0
     assert outcomes["late"] > 0 and outcomes["replayed"] > 0
     assert set(dead) == {"invalid_json", "not_an_object", "unknown_event_type", "bad_timestamp"}
+    if model.bots.enabled and model.bots.known_user_agents:
+        assert outcomes["bot"] > 0 and bots["user_agent"] == outcomes["bot"]

@@ -17,7 +17,7 @@ from streams.modelpreview.parallel import run_shards
 from streams.modelpreview.shard import ModelSource, Progress, ShardJob
 from streams.modelpreview.tally import PreviewResult
 from streams.settings import Settings
-from tests.modelpreview.exports import LATENCY_S, Recorder, event, workload, write
+from tests.modelpreview.exports import CRAWLER, LATENCY_S, Recorder, event, workload, write
 
 DEFAULT = resources.files("scoring").joinpath("default_model.toml").read_text("utf-8")
 #: The edit: MQL from 45 points instead of 50.
@@ -136,16 +136,17 @@ def test_a_model_previewed_against_itself_changes_nothing(tmp_path: Path) -> Non
 def test_invalid_records_are_counted_as_the_worker_dead_letters_them(tmp_path: Path) -> None:
     export = write(
         tmp_path / "w.jsonl",
-        workload(n_events=700, n_leads=50, seed=3, start=T0, span_s=DAY, trouble_every=10),
+        workload(n_events=800, n_leads=50, seed=3, start=T0, span_s=DAY, trouble_every=10),
     )
     result = preview(export, DEFAULT, LOWER_MQL)
-    # 70 troubled records, 10 of each of exports.TROUBLE: four kinds are dead letters.
+    # 80 troubled records, 10 of each of exports.TROUBLE: four kinds are dead letters.
     expected = {"invalid_json": 10, "not_an_object": 10, "unknown_event_type": 10}
     assert result.current.dead_letters == {**expected, "bad_timestamp": 10}
     assert result.candidate.dead_letters == result.current.dead_letters
     assert result.current.outcomes["rerouted"] == 10
     assert result.current.outcomes["replayed"] == 10
-    assert result.records == 770
+    assert result.current.outcomes["bot"] == 10  # the bundled model filters crawlers
+    assert result.records == 880
 
 
 def test_shards_in_processes_add_up_to_the_same_preview(tmp_path: Path) -> None:
@@ -170,3 +171,28 @@ def test_a_renamed_stage_moves_no_lead(tmp_path: Path) -> None:
     result = preview(export, LOWER_MQL, hot)
     assert (result.current.stages, result.candidate.stages) == ({"mql": 1}, {"hot": 1})
     assert result.moves.stages == {}
+
+
+def test_a_crawler_filtered_under_one_model_is_scored_under_one_that_does_not_ask(
+    tmp_path: Path,
+) -> None:
+    no_list = DEFAULT.replace("known_user_agents = true", "known_user_agents = false")
+    assert no_list != DEFAULT
+    recorder = Recorder()
+    visits = [
+        event(LEAD, f"v{i}", T0 + i, url="https://x.example/pricing", user_agent=CRAWLER)
+        for i in range(3)
+    ]
+    export = write(
+        tmp_path / "bots.jsonl",
+        (recorder.record("web", orjson.dumps(v), T0 + i + 1, LEAD) for i, v in enumerate(visits)),
+    )
+    for current, candidate in ((DEFAULT, no_list), (no_list, DEFAULT)):  # either order
+        result = preview(export, current, candidate)
+        filtering, scoring = (
+            (result.current, result.candidate)
+            if current == DEFAULT
+            else (result.candidate, result.current)
+        )
+        assert filtering.outcomes == {"bot": 3} and filtering.bots == {"user_agent": 3}
+        assert scoring.outcomes == {"scored": 3} and not scoring.bots
