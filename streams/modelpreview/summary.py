@@ -14,6 +14,8 @@ from streams.modelpreview.tally import NOT_SCORED, ModelTally, PreviewResult
 GRADES = ("A", "B", "C", "D")
 #: Bars of the score histograms.
 HISTOGRAM_BINS = 40
+#: Causes of stage changes, in the order they are listed (``lead.qualified``'s).
+CAUSES = ("event", "profile", "decay", "disqualifier", "model_change")
 #: Input outcomes in the order they are listed (the worker's outcome labels).
 OUTCOMES = ("scored", "duplicate", "late", "bot", "replayed", "rerouted")
 
@@ -74,7 +76,7 @@ def day_rows(result: PreviewResult) -> list[Row]:
 
 def input_rows(result: PreviewResult) -> list[Row]:
     """Input records by outcome, dead letters and bots filtered by reason, then stage
-    changes."""
+    changes and their causes."""
     a, b = result.current, result.candidate
     rows = [(o, a.outcomes.get(o, 0), b.outcomes.get(o, 0)) for o in OUTCOMES]
     rows = [r for r in rows if r[1] or r[2] or r[0] == "scored"]
@@ -83,6 +85,9 @@ def input_rows(result: PreviewResult) -> list[Row]:
     for reason, n, m in count_rows(a.bots, b.bots, ()):
         rows.append((f"bot filtered: {reason}", n, m))
     rows.append(("stage changes published", a.changes, b.changes))
+    for cause, n, m in count_rows(a.changes_by_cause, b.changes_by_cause, CAUSES):
+        if n or m:
+            rows.append((f"  caused by {cause}", n, m))
     return rows
 
 
