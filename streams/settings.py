@@ -22,6 +22,13 @@ LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
 MIN_TOKEN_CHARS = 16
 #: The worker's event loop: uvloop, or Python's own.
 EVENT_LOOPS = ("uvloop", "asyncio")
+#: Delivery of lead.qualified, dead letters and reroutes (docs/architecture.md).
+PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
+#: Shortest transaction timeout: a killed worker's open transaction blocks
+#: read_committed readers of the partitions it wrote for this long at most (plus the
+#: broker's abort check interval), unless its successor (same instance id) fences it
+#: first. Longer than any window's transaction: one window's paced write and commit.
+MIN_TRANSACTION_TIMEOUT_S = 10.0
 
 
 class SettingsError(ValueError):
@@ -192,6 +199,14 @@ class Settings(FromEnv):
     #: with the broker gone, Faust's stop waits forever. Keep it under the
     #: orchestrator's grace period (Kubernetes: 30 s).
     stop_timeout_s: float = field(default=25.0, metadata={"env": "LEADSTREAM_STOP_TIMEOUT_SECONDS"})
+    #: at_least_once: stage changes leave as each batch is scored, and may repeat
+    #: after a crash. exactly_once: each state window is one Kafka transaction (its
+    #: changelog records, stage changes, dead letters, reroutes and input offsets), so
+    #: a read_committed consumer sees each stage change once; stage changes then wait
+    #: for their window. Needs LEADSTREAM_GROUP_INSTANCE_ID (the transactional id).
+    processing_guarantee: str = field(
+        default="at_least_once", metadata={"env": "LEADSTREAM_PROCESSING_GUARANTEE"}
+    )
 
     @property
     def input_topics(self) -> tuple[str, str, str, str]:
@@ -201,6 +216,22 @@ class Settings(FromEnv):
     def fetch_max_wait_ms(self) -> int:
         """The fetch wait as the Kafka protocol takes it (whole ms, at least 1)."""
         return max(1, round(self.fetch_max_wait_s * 1000))
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
+
+    @property
+    def transactional_id(self) -> str:
+        """The exactly-once producer's id: stable per worker, so a restarted worker
+        fences its predecessor and aborts the transaction it left open at once."""
+        return f"{self.app_id}-{self.group_instance_id}"
+
+    @property
+    def transaction_timeout_ms(self) -> int:
+        """Longer than a window's transaction (its paced write takes up to 0.8 of a
+        window), short enough that a dead worker's open transaction is soon aborted."""
+        return int(1000 * max(MIN_TRANSACTION_TIMEOUT_S, 5 * self.flush_interval_s))
 
     @property
     def broker_url(self) -> str:
@@ -238,6 +269,19 @@ class Settings(FromEnv):
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_VARS[name]} must be positive")
+        if self.processing_guarantee not in PROCESSING_GUARANTEES:
+            raise SettingsError(
+                f"{ENV_VARS['processing_guarantee']}={self.processing_guarantee!r}: use one "
+                f"of {', '.join(PROCESSING_GUARANTEES)}"
+            )
+        if self.exactly_once and not self.group_instance_id:
+            # The transactional id must survive restarts: a random one would leave a
+            # killed worker's open transaction blocking readers until it times out.
+            raise SettingsError(
+                f"{ENV_VARS['processing_guarantee']}=exactly_once needs "
+                f"{ENV_VARS['group_instance_id']} (a stable id per worker: its "
+                "transactional id)"
+            )
         if self.batch_linger_s < 0:
             raise SettingsError(f"{ENV_VARS['batch_linger_s']} must be >= 0")
         if self.model_path and not Path(self.model_path).is_file():

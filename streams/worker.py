@@ -47,7 +47,12 @@ def preload(table: Any, settings: Settings) -> None:
     from streams.faust_adapter.preload import PreloadError, preload_changelog
 
     try:
-        stats = preload_changelog(table, settings.bootstrap_servers, security=security_of(settings))
+        stats = preload_changelog(
+            table,
+            settings.bootstrap_servers,
+            security=security_of(settings),
+            read_committed=settings.exactly_once,
+        )
     except PreloadError as exc:
         # Nothing is lost: what was copied is consistent and Faust replays the rest.
         log.warning("leadstream: changelog preload stopped (%s); Faust replays the rest", exc)
@@ -59,6 +64,19 @@ def preload(table: Any, settings: Settings) -> None:
             stats.partitions,
             stats.seconds,
         )
+
+
+def fence_predecessor(settings: Settings) -> str | None:
+    """Exactly-once: fence the worker's predecessor before anything reads the
+    changelog (its open transaction would hold read_committed readers until it timed
+    out); the reason it failed, or None."""
+    from streams.faust_adapter.transactions import fence
+
+    try:
+        fence(settings)
+    except Exception as exc:  # aiokafka's errors, the timeout
+        return f"cannot fence the previous worker's transactions: {exc!r}"
+    return None
 
 
 def observe_gc(metrics: Metrics) -> None:
@@ -160,6 +178,8 @@ def run_worker(settings: Settings) -> int:
     except Exception as exc:  # aiokafka raises its own hierarchy for unreachable brokers
         return _cannot_start(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}")
     ls = create_app(settings, model=model)
+    if settings.exactly_once and (failed := fence_predecessor(settings)) is not None:
+        return _cannot_start(failed)
     if settings.preload_changelog:
         preload(ls.table, settings)
     tune_gc(ls.app)

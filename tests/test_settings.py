@@ -59,6 +59,14 @@ def test_overrides_win_over_environment() -> None:
             {"LEADSTREAM_BATCH_LINGER_SECONDS": "-0.1"},
             "LEADSTREAM_BATCH_LINGER_SECONDS must be >= 0",
         ),
+        (
+            {"LEADSTREAM_PROCESSING_GUARANTEE": "exactly-once"},
+            "use one of at_least_once, exactly_once",
+        ),
+        (
+            {"LEADSTREAM_PROCESSING_GUARANTEE": "exactly_once"},
+            "exactly_once needs LEADSTREAM_GROUP_INSTANCE_ID",
+        ),
     ],
 )
 def test_bad_values_say_which_variable_and_why(env: dict[str, str], message: str) -> None:
@@ -339,3 +347,18 @@ def test_the_kafka_password_never_shows_in_a_repr_or_an_error(tmp_path: Path) ->
         with pytest.raises(SettingsError) as raised:
             Settings.from_env({**direct, **broken})
         assert PASSWORD not in str(raised.value)
+
+
+def test_exactly_once_takes_its_transactional_id_from_the_group_instance_id() -> None:
+    s = Settings.from_env(
+        {
+            "LEADSTREAM_PROCESSING_GUARANTEE": "exactly_once",
+            "LEADSTREAM_GROUP_INSTANCE_ID": "worker-0",
+            "LEADSTREAM_APP_ID": "scoring",
+        }
+    )
+    assert s.exactly_once and s.transactional_id == "scoring-worker-0"
+    # Longer than a window's transaction (its paced write and commit), never below 10 s.
+    assert s.transaction_timeout_ms == 10_000
+    assert Settings.from_env({}, flush_interval_s=4.0).transaction_timeout_ms == 20_000
+    assert not Settings.from_env({}).exactly_once

@@ -11,7 +11,10 @@ wires it to Faust's parts:
   partition, re-sent keyed by lead) and ``<app_id>-decay-ticks``;
 - states go through :class:`~streams.faust_adapter.leadstore.LeadStore` (the table's
   own store and changelog), everything else through :class:`~streams.faust_adapter.
-  emitter.Emitter` (the app's producer);
+  emitter.Emitter` (the app's producer); under exactly-once, a window's states and
+  outputs go through :class:`~streams.faust_adapter.transactions.WindowTransactions`
+  (a transactional producer of its own), the consumer reads ``read_committed`` and
+  table recovery ends by position (:mod:`streams.faust_adapter.recovery`);
 - a graceful stop and each rebalance write the loop's windows first; each recovery
   rebuilds its decay schedule; a timer fires its decay ticks.
 
@@ -35,6 +38,8 @@ from streams.faust_adapter.emitter import Emitter
 from streams.faust_adapter.inloop import InLoopTransport
 from streams.faust_adapter.intake import Intake
 from streams.faust_adapter.leadstore import LeadStore
+from streams.faust_adapter.recovery import install as install_recovery
+from streams.faust_adapter.transactions import WindowTransactions
 from streams.http.views import register_views
 from streams.kafkasecurity import KafkaSecurity, security_of
 from streams.metrics import Metrics
@@ -113,15 +118,22 @@ def create_app(
         # Before the first use of app.consumer, which the transport creates.
         app.transport = InLoopTransport(app.conf.broker_consumer, app)
     intake = Intake(app, topics.sources)
-    intake.install(fetch_min_bytes=FETCH_MIN_BYTES, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    intake.install(
+        fetch_min_bytes=FETCH_MIN_BYTES,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        read_committed=settings.exactly_once,
+    )
     emitter = Emitter(app)
+    store = LeadStore(app, table, emitter)
+    transactions = exactly_once(app, store, settings) if settings.exactly_once else None
     loop = ScoringLoop(
         settings=settings,
         model=model,
         metrics=metrics,
         source=intake,
-        store=LeadStore(app, table, emitter),
+        store=store,
         sender=emitter,
+        transactions=transactions,
     )
 
     @app.agent(source, name="leadstream.score")
@@ -134,6 +146,11 @@ def create_app(
 
     # Both bounded by what writing both windows may take.
     app.stop_hooks = [("writing state windows", loop.stop, settings.stop_timeout_s / 2)]
+    if transactions is not None:  # after the windows' last transaction
+        app.stop_hooks = [
+            *app.stop_hooks,
+            ("closing the transactional producer", transactions.stop, settings.stop_timeout_s / 4),
+        ]
     intake.before_revoke(loop.revoke, settings.stop_timeout_s / 2)
     table.on_recover(TableRecovery(app, table, loop))
     app.timer(interval=settings.tick_interval_s)(loop.fire_decay_ticks)
@@ -142,6 +159,13 @@ def create_app(
     ls = Leadstream(app, settings, model, metrics, table, loop)
     register_views(ls)
     return ls
+
+
+def exactly_once(app: App, store: LeadStore, settings: Settings) -> WindowTransactions:
+    """The windows' transactions, and a table recovery that ends by position under
+    read_committed (the consumer's isolation is set by ``Intake.install``)."""
+    install_recovery(app, store, settings)
+    return WindowTransactions(settings, store, group_id=app.conf.id)
 
 
 def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:

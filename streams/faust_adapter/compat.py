@@ -51,6 +51,8 @@ CLASS_ATTRIBUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "Store",
         ("_db_for_partition", "partition_path", "offset_key", "set_persisted_offset"),
     ),
+    # Wrapped under exactly-once (streams.faust_adapter.recovery).
+    ("faust.tables.recovery", "Recovery", ("_build_highwaters",)),
     ("mode.threads", "QueueServiceThread", ("_serve", "_gather_remaining_tasks", "call_thread")),
     ("mode.worker", "Worker", ("_on_sigint", "_on_sigterm")),
     ("aiokafka.client", "AIOKafkaClient", ("force_metadata_update",)),
@@ -94,7 +96,13 @@ CONSUMER_ATTRIBUTES: tuple[str, ...] = (
 #: objects that only exist once the consumer runs, so their constructor is checked.
 INIT_ASSIGNED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("aiokafka.consumer.fetcher", "Fetcher", ("_fetch_min_bytes", "_fetch_max_wait_ms")),
-    ("aiokafka.consumer.consumer", "AIOKafkaConsumer", ("_client", "_fetch_min_bytes")),
+    (
+        "aiokafka.consumer.consumer",
+        "AIOKafkaConsumer",
+        ("_client", "_fetch_min_bytes", "_isolation_level"),
+    ),
+    # Exactly-once recovery sets the offsets a recovery starts from.
+    ("faust.tables.recovery", "Recovery", ("active_offsets",)),
     ("faust.stores.rocksdb", "Store", ("rocksdb_options",)),
     ("faust.web.drivers.aiohttp", "Web", ("web_app",)),
 )

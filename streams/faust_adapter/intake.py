@@ -70,9 +70,13 @@ class Intake:
         #: The fetch request's mode, busy or quiet (see install and streams.core.fetchpace).
         self.pace: FetchPace | None = None
 
-    def install(self, *, fetch_min_bytes: int, fetch_max_wait_ms: int) -> None:
+    def install(
+        self, *, fetch_min_bytes: int, fetch_max_wait_ms: int, read_committed: bool = False
+    ) -> None:
         """Replace the consumer's drain loop (Faust's fetcher calls it on each start)
-        and set how long the broker may hold a fetch to fill it.
+        and set how long the broker may hold a fetch to fill it; ``read_committed``
+        (exactly-once) for a consumer that skips aborted records and waits for open
+        transactions, inputs, reroutes and changelog recovery alike.
 
         Faust creates its aiokafka consumer with ``fetch_max_wait_ms=1500`` and the
         default ``fetch_min_bytes=1``: under steady traffic every fetch returns a few
@@ -92,6 +96,10 @@ class Intake:
             client = create(*args, **kwargs)
             client._fetch_min_bytes = pace.mode.min_bytes  # read when the client starts
             client._fetch_max_wait_ms = pace.mode.max_wait_ms
+            if read_committed:
+                # Faust sets it only under its own exactly-once mode, which would also
+                # swap its producers and commits for per-partition transactions.
+                client._isolation_level = "read_committed"
             return client
 
         thread._create_consumer = create_consumer

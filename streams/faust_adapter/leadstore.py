@@ -10,15 +10,18 @@ persisted-offset update per partition. The data, the changelog and the offsets a
 table's own, so Faust's recovery, standby handling and ``table.get`` see the same
 thing they would have written themselves.
 
-At-least-once only (the app does not enable exactly-once): under transactions Faust
-persists offsets on commit instead. A failed changelog delivery stops the worker
-(see :mod:`streams.faust_adapter.emitter`).
+Faust's own exactly-once mode is not used (it persists offsets on commit, per
+partition producer); leadstream's (:mod:`streams.faust_adapter.transactions`) sends
+the changelog records in the window's transaction and, once it commits, stores them
+here with :meth:`LeadStore.put` and :meth:`LeadStore.persist_offset`; recovery under
+read_committed writes what it reads with :meth:`LeadStore.apply_changelog`. A failed
+changelog delivery stops the worker (see :mod:`streams.faust_adapter.emitter`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from faust.types import TP
@@ -26,6 +29,7 @@ from rocksdict import WriteBatch
 
 from streams.core.contract import right_sized
 from streams.faust_adapter.emitter import Emitter
+from streams.faust_adapter.preload import _apply
 
 
 class LeadStore:
@@ -116,3 +120,24 @@ class LeadStore:
         self.put(writes)
         for partition, last_offset in last_offsets.items():
             self.table.data.set_persisted_offset(TP(self.changelog, partition), last_offset)
+
+    def persist_offset(self, partition: int, offset: int) -> None:
+        """Record that the partition's store holds the changelog through ``offset``."""
+        self.table.data.set_persisted_offset(TP(self.changelog, partition), offset)
+
+    def apply_changelog(self, partition: int, records: Sequence[Any]) -> int:
+        """Write changelog ``records`` (one partition, offset order) as Faust's recovery
+        would, with the last one's offset persisted; returns the deletions."""
+        if self._rocksdb:
+            # The preload's write: data and offset in one batch, Faust's raw format.
+            deleted: int = _apply(self._db(partition), records, self.table.data.offset_key)
+            return deleted
+        data, deleted = self._db(partition), 0
+        for record in records:
+            if record.key is None:
+                continue
+            if record.value is None:
+                deleted += data.pop(record.key, None) is not None
+            else:
+                data[record.key] = record.value
+        return deleted

@@ -16,6 +16,12 @@ in the same ``WriteBatch`` as the data it covers (a crash leaves a store whose o
 matches its contents). Faust's recovery reads that offset, counts ``end offset - 1 -
 persisted`` records remaining per partition and, when none remain, skips replay.
 
+Under exactly-once the changelog is read ``read_committed`` and ends, after each
+transaction, in a commit marker (and after a crash in aborted records and an abort
+marker) that no consumer is ever given: the copy runs until the consumer's position
+reaches the end offset and then persists ``position - 1``, the last offset it has
+covered, rather than the offset of the last record it received.
+
 Every changelog partition is loaded, not only those this worker will own (it cannot
 know before it joins the group). An unowned partition's database is never opened by
 Faust (it opens databases only for assigned changelog partitions, and reads and
@@ -87,7 +93,7 @@ class ChangelogStore:
     open_db: Callable[[Path], Rdict]
     #: The key Faust keeps its persisted changelog offset under.
     offset_key: bytes = b"__faust\0offset__"
-    #: Read only committed records (Faust does so under exactly-once).
+    #: Read only committed records (leadstream's exactly-once mode).
     read_committed: bool = False
 
 
@@ -109,7 +115,7 @@ class PreloadStats:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
-def changelog_store(table: Any) -> ChangelogStore | None:
+def changelog_store(table: Any, *, read_committed: bool = False) -> ChangelogStore | None:
     """The on-disk layout Faust uses for ``table``; None unless it is rocksdict-backed.
 
     Builds a throwaway instance of the store class Faust would build for the table
@@ -142,20 +148,26 @@ def changelog_store(table: Any) -> ChangelogStore | None:
         partition_path=store.partition_path,
         open_db=store.rocksdb_options.open,
         offset_key=store.offset_key,
-        read_committed=bool(table.app.in_transaction),
+        read_committed=read_committed,
     )
 
 
 def preload_changelog(
-    table: Any, bootstrap_servers: str, *, security: KafkaSecurity = PLAINTEXT, **options: Any
+    table: Any,
+    bootstrap_servers: str,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+    read_committed: bool = False,
+    **options: Any,
 ) -> PreloadStats:
     """Copy ``table``'s changelog into its RocksDB store before Faust starts.
 
     A no-op (empty stats) for a ``memory://`` store. Call it from synchronous code
     with no running event loop, before Faust opens the store: RocksDB allows one open
-    handle per database. ``security`` and ``options`` go to :func:`preload`.
+    handle per database. ``security`` and ``options`` go to :func:`preload`;
+    ``read_committed`` for a changelog written in transactions (exactly-once).
     """
-    store = changelog_store(table)
+    store = changelog_store(table, read_committed=read_committed)
     if store is None:
         return PreloadStats()
     # A private loop, closed afterwards, that never becomes the thread's current loop:
@@ -316,10 +328,19 @@ async def _copy(
                 tombstones += _apply(db, chunk, store.offset_key)
             records += len(batch)
             offsets[tp.partition] = batch[-1].offset
-        done = [tp for tp in left if await consumer.position(tp) >= ends[tp]]
-        for tp in done:
+        done = []
+        for tp in list(left):
+            position = await consumer.position(tp)
+            if position < ends[tp]:
+                continue
+            done.append(tp)
             left.discard(tp)
             consumer.pause(tp)
+            if store.read_committed and position - 1 > offsets.get(tp.partition, -1):
+                # Transaction markers (or aborted records) end the partition, and no
+                # record carries their offsets: Faust would wait for them forever.
+                _persist(dbs[tp.partition], store.offset_key, position - 1)
+                offsets[tp.partition] = position - 1
         if fetched or done:
             idle_since = loop.time()
         elif loop.time() - idle_since > idle_timeout_s:
@@ -353,6 +374,12 @@ def _apply(db: Rdict, records: Sequence[Any], offset_key: bytes) -> int:
     batch.put(offset_key, str(records[-1].offset).encode())
     db.write(batch)
     return deleted
+
+
+def _persist(db: Rdict, offset_key: bytes, offset: int) -> None:
+    batch = WriteBatch(raw_mode=True)
+    batch.put(offset_key, str(offset).encode())
+    db.write(batch)
 
 
 def _open(store: ChangelogStore, partition: int) -> Rdict:

@@ -179,3 +179,43 @@ def test_a_hanging_hook_does_not_stop_the_rebalance(faust_app: Any) -> None:
 
 def test_no_hook_while_stopping_the_stop_hook_wrote_the_windows(faust_app: Any) -> None:
     assert revoke_with(faust_app, "write", should_stop=True) == [f"faust forgets {[TP]}"]
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_the_workers_consumer_reads_committed_only_under_exactly_once(
+    tmp_path: Path, guarantee: str
+) -> None:
+    from streams.faust_adapter.app import create_app
+
+    settings = Settings.from_env(
+        {"LEADSTREAM_PROCESSING_GUARANTEE": guarantee, "LEADSTREAM_GROUP_INSTANCE_ID": "w-0"},
+        app_id="intake-unit",
+        data_dir=str(tmp_path),
+        store="memory://",
+    )
+    ls = create_app(settings)
+    try:
+
+        async def isolation() -> str:
+            client = ls.app.consumer._thread._create_consumer(asyncio.get_running_loop())
+            try:
+                level: str = client._isolation_level
+                return level
+            finally:
+                await client.stop()
+
+        expected = "read_committed" if guarantee == "exactly_once" else "read_uncommitted"
+        assert asyncio.run(isolation()) == expected
+    finally:
+        close_app_loops(ls.app)
+
+
+def test_offsets_a_transaction_committed_are_faust_committed_view_never_acks(
+    intake: Callable[..., tuple[Intake, Any]],
+) -> None:
+    it, consumer = intake(committed=10, generation=2)
+    it.committed(TP, 2, 19)
+    it.committed(TP, 1, 40)  # a revoked generation's: its owner reads them again
+    assert consumer._committed_offset[TP] == 20  # the next offset to read, as Faust keeps it
+    # Nothing acked: Faust's commit loop has nothing to commit (no late regression).
+    assert consumer._acked[TP] == [] and consumer._n_acked == 0

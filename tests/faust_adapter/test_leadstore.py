@@ -51,3 +51,39 @@ def test_memory_store_values_do_not_keep_orjsons_buffer(memory_table: Any) -> No
     assert orjson.loads(stored[b"lead-7"]) == {"lead_id": "lead-7", "score": 7}
     # ~100 B per key and value, dict included; orjson's own bytes would keep 4 KiB each.
     assert kept < n * 500, f"{kept / n:.0f} B kept per stored state"
+
+
+class _Record:
+    def __init__(self, offset: int, key: bytes | None, value: bytes | None) -> None:
+        self.offset, self.key, self.value = offset, key, value
+
+
+def test_changelog_records_caught_up_into_the_memory_store_replace_and_delete(
+    memory_table: Any,
+) -> None:
+    store = LeadStore(app=None, table=memory_table, emitter=None)  # type: ignore[arg-type]
+    store.put([(b"a", 0, b"1"), (b"b", 0, b"1")])
+    records = [_Record(5, b"a", b"2"), _Record(6, b"b", None), _Record(7, None, b"x")]
+    assert store.apply_changelog(0, records) == 1
+    assert memory_table.data.data == {b"a": b"2"}
+
+
+def test_changelog_records_caught_up_into_rocksdb_are_what_faust_reads(tmp_path: Path) -> None:
+    from faust.types import TP
+
+    from streams.faust_adapter.app import create_app
+
+    settings = Settings.from_env({}, app_id="store-unit", data_dir=str(tmp_path))
+    ls = create_app(settings)
+    try:
+        table = ls.table
+        store = LeadStore(app=ls.app, table=table, emitter=None)  # type: ignore[arg-type]
+        changelog = TP(store.changelog, 1)
+        assert store.apply_changelog(1, [_Record(3, b"a", b"x"), _Record(4, b"b", b"y")]) == 0
+        assert table.data.persisted_offset(changelog) == 4
+        # The position-based end: a commit marker after the last record.
+        store.persist_offset(1, 5)
+        assert table.data.persisted_offset(changelog) == 5
+        assert store.get(b"a", 1) == b"x" and store.get(b"b", 1) == b"y"
+    finally:
+        close_app_loops(ls.app)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.faust_adapter.kafka_meta import partitions_for
 from streams.kafkasecurity import PLAINTEXT, KafkaSecurity
 from streams.local.kafka import free_ports
 from streams.local.launcher import WorkerError, WorkerProcess
@@ -201,3 +202,40 @@ class TopicReader:
             interval=0.2,
             what=what,
         )
+
+
+async def read_committed(bootstrap: str, topic: str) -> list[Any]:
+    """Every committed record of ``topic``, as a ``read_committed`` consumer sees it:
+    no aborted record, nothing of a transaction still open (up to the stable end)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(await partitions_for(consumer, topic))]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)  # the stable ends: markers included
+        out: list[Any] = []
+        # By position: the last offsets are transaction markers, never delivered.
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            for records in (await consumer.getmany(*tps, timeout_ms=500)).values():
+                out.extend(records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def committed_states(bootstrap: str, changelog: str, run_prefix: str) -> dict[str, Any]:
+    """Each lead's last committed state on ``changelog`` (as
+    ``streams.local.verify.last_states``, read ``read_committed``)."""
+    out: dict[str, Any] = {}
+    for record in asyncio.run(read_committed(bootstrap, changelog)):
+        state = orjson.loads(record.value)
+        state["applied"] = {
+            k.replace(run_prefix, "<run>"): v for k, v in state.get("applied", {}).items()
+        }
+        out[record.key.decode()] = state
+    return out
