@@ -58,6 +58,9 @@ def export_command(
     except CommandError as exc:
         print(f"leadstream model export: {exc}", file=err)
         return exc.code
+    except KeyboardInterrupt:
+        print("leadstream model export: interrupted; no file written", file=err)
+        return 130
     print(f"{out}: {n:,} records exported")
     return 0
 
@@ -70,6 +73,9 @@ def preview_command(settings: Settings, args: PreviewArgs, err: TextIO | None = 
     except CommandError as exc:
         print(f"leadstream model preview: {exc}", file=err)
         return exc.code
+    except KeyboardInterrupt:
+        print("leadstream model preview: interrupted", file=err)
+        return 130
     return 0
 
 

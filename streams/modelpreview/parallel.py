@@ -11,6 +11,8 @@ forked: the parent may run rich's refresh thread, and a fork copies no threads.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
@@ -131,6 +133,8 @@ def _shard_process(
         now: float = conn.recv()
         return now
 
+    # Ctrl-C reaches the whole process group: the parent stops the shards itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         result = replay_shard(job, Progress(_adder(lines), _adder(records)), decide_now)
     except ExportFormatError as exc:
@@ -142,7 +146,13 @@ def _shard_process(
 
 
 def _adder(counter: Synchronized[int]) -> Callable[[int], None]:
+    """Adds to a shared counter, from a shard's process; ends the process once its
+    parent is gone (killed, not interrupted): nobody would read what it finds."""
+    parent = os.getppid()
+
     def add(n: int) -> None:
+        if os.getppid() != parent:
+            os._exit(1)
         with counter.get_lock():
             counter.value += n
 
