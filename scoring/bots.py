@@ -130,65 +130,70 @@ def caught(entries: list[list[Any]], i: int, rules: BotRules) -> dict[int, str]:
     Only patterns that involve entry ``i`` are checked: the others were checked when
     their own last event arrived.
     """
-    kind = entries[i][2]
-    if kind == "w":
-        return _dense(entries, i, "w", None, rules.web_burst_count, rules.web_burst_within)
-    out: dict[int, str] = {}
+    t = entries[i][0]
+    if entries[i][2] == "w":
+        within = rules.web_burst_within
+        shorts = [j for j in _around(entries, t, within) if entries[j][2] == "w"]
+        return _windows(entries, shorts, i, rules.web_burst_count, within, 0, "web_burst")
+    reach = max(rules.email_after_delivery, rules.email_click_gap, rules.email_links_within)
     campaign = entries[i][3]
+    # One pass over the neighbourhood: this email's deliveries and clicks.
+    same = [j for j in _around(entries, t, reach) if entries[j][3] == campaign]
+    return _email(entries, i, same, rules)
+
+
+def _around(entries: list[list[Any]], t: float, within: float) -> range:
+    """Indexes of the entries at most ``within`` seconds from ``t``."""
+    lo = bisect_left(entries, t - within, key=_time)
+    return range(lo, bisect_right(entries, t + within, key=_time))
+
+
+def _email(entries: list[list[Any]], i: int, same: list[int], rules: BotRules) -> dict[int, str]:
+    """``caught`` for a delivered or clicked email; ``same``: the indexes of the same
+    email's entries around it."""
+    t, kind = entries[i][0], entries[i][2]
+    out: dict[int, str] = {}
     if rules.email_after_delivery:
-        near = _near(entries, i, rules.email_after_delivery)
         other = "c" if kind == "d" else "d"
-        hits = [j for j in near if entries[j][2] == other and entries[j][3] == campaign]
+        hits = [
+            j
+            for j in same
+            if entries[j][2] == other and abs(entries[j][0] - t) <= rules.email_after_delivery
+        ]
         if hits:
-            targets = hits if kind == "d" else [i]
-            out.update(dict.fromkeys(targets, "email_after_delivery"))
+            out.update(dict.fromkeys(hits if kind == "d" else [i], "email_after_delivery"))
     if kind != "c":
         return out
+    clicks = [j for j in same if entries[j][2] == "c"]
     if rules.email_click_gap:
-        near = _near(entries, i, rules.email_click_gap)
-        pair = [j for j in near if entries[j][2] == "c" and entries[j][3] == campaign]
-        if pair:
-            for j in [i, *pair]:
-                out.setdefault(j, "email_click_gap")
-    if rules.email_links_count:
-        links = _dense(
-            entries, i, "c", campaign, rules.email_links_count, rules.email_links_within, 4
-        )
+        gap = rules.email_click_gap
+        pair = [j for j in clicks if j != i and abs(entries[j][0] - t) <= gap]
+        for j in [i, *pair] if pair else ():
+            out.setdefault(j, "email_click_gap")
+    if rules.email_links_count and len(clicks) >= rules.email_links_count:
+        within = rules.email_links_within
+        near = [j for j in clicks if abs(entries[j][0] - t) <= within]
+        links = _windows(entries, near, i, rules.email_links_count, within, 4, "email_links")
         for j in links:
             out.setdefault(j, "email_links")
     return out
 
 
-def _near(entries: list[list[Any]], i: int, within: float) -> list[int]:
-    """Indexes of the other entries at most ``within`` seconds from entry ``i``."""
-    t = entries[i][0]
-    lo = bisect_left(entries, t - within, key=_time)
-    hi = bisect_right(entries, t + within, key=_time)
-    return [j for j in range(lo, hi) if j != i]
-
-
-def _dense(
+def _windows(
     entries: list[list[Any]],
+    group: list[int],
     i: int,
-    kind: str,
-    campaign: str | None,
     count: int,
     within: float,
-    distinct: int = 0,
+    distinct: int,
+    name: str,
 ) -> dict[int, str]:
-    """Entries in a window of ``within`` seconds holding ``count`` entries of
-    ``kind`` (and ``campaign``) including entry ``i``; with ``distinct``, ``count``
-    different values of that field (links). Index -> pattern name."""
-    t = entries[i][0]
-    lo = bisect_left(entries, t - within, key=_time)
-    hi = bisect_right(entries, t + within, key=_time)
-    group = [
-        j
-        for j in range(lo, hi)
-        if entries[j][2] == kind and (campaign is None or entries[j][3] == campaign)
-    ]
-    name = "web_burst" if kind == "w" else "email_links"
+    """The entries of ``group`` (indexes, in time order) in a window of ``within``
+    seconds holding ``count`` of them and entry ``i``; with ``distinct``, ``count``
+    different values of that field (links). Index -> ``name``."""
     out: dict[int, str] = {}
+    if len(group) < count:
+        return out
     end = 0
     for a, start in enumerate(group):
         while end < len(group) and entries[group[end]][0] - entries[start][0] <= within:
