@@ -88,7 +88,9 @@ def pattern_kind(event: Mapping[str, Any], source: str, rules: BotRules) -> str:
             return ""
         dwell = event.get("duration_seconds")
         if (type(dwell) is float or type(dwell) is int) and dwell <= rules.web_max_dwell:
-            return "w"
+            # page views only: a form sent or a file downloaded is no crawler's reading
+            action = event.get("action")
+            return "w" if action is None or action == "page_view" else ""
         return ""
     action = event.get("action")
     if action == "click":

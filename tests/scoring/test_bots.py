@@ -110,6 +110,8 @@ def test_a_burst_of_short_views_is_a_crawler_long_views_are_not() -> None:
     s, _ = run(views)
     assert set(filtered(s)) == {"v0", "v3", "v6"}
     assert s.rules["w-pricing"][0] == pytest.approx(0.0, abs=1e-9)
+    forms = [web("/demo", t, duration_seconds=0, action="form_submit") for t in (0.0, 3.0, 6.0)]
+    assert run(forms)[0].bots_filtered == 0  # forms and downloads are not reading
     read, _ = run([web("/pricing", t, duration_seconds=40) for t in (0.0, 3.0, 6.0)])
     unknown, _ = run([web("/pricing", t) for t in (0.0, 3.0, 6.0)])
     assert read.bots_filtered == unknown.bots_filtered == 0
