@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from streams.core.contract import SOURCE_KINDS
+from streams.core.contract import SOURCE_KINDS, right_sized
 
 
 class ExportFormatError(ValueError):
@@ -115,7 +115,9 @@ def value_of(obj: dict[str, Any]) -> bytes:
     if "value_b64" in obj:
         return _b64(obj["value_b64"], "value_b64")
     try:
-        return orjson.dumps(obj["value"])
+        # Right-sized: orjson's bytes hold its whole output buffer (4 KiB at least),
+        # and a shard keeps every record's value until it is replayed.
+        return right_sized(orjson.dumps(obj["value"]))
     except orjson.JSONEncodeError:
         raise ExportFormatError("the value is nested too deeply") from None
 
