@@ -187,7 +187,7 @@ def _transition(
     tid = str(uuid.uuid5(TRANSITION_NAMESPACE, f"{state.lead_id}|{old}|{new}|{cause}|{key}"))
     up = _stage_rank(model, new) > _stage_rank(model, old)
     state.changes += 1
-    record(state, model, (at, "stage", trigger, cause, (old, new, score)))
+    record(state, model, (at, "stage", trigger, cause, old, new, score))
     disqualifier = state.disqualifier if cause == "disqualifier" else None
     reasons, engagement, fit = explain(state, model, at)
     return {
@@ -410,9 +410,11 @@ def _score_rules(
                 continue
             if dropped_at is not None:  # a later event no longer counts
                 _add(state, rule, -rule.points, dropped_at)
-                effects += (rule.id, -rule.points)
+                effects.append(rule.id)
+                effects.append(-rule.points)
         _add(state, rule, rule.points, t)
-        effects += (rule.id, rule.points)
+        effects.append(rule.id)  # two appends: no pair to allocate (and collect)
+        effects.append(rule.points)
         if counted is not None:
             counted.append((rule.id, cap_key(rule, data, t) if rule.cap_count else None))
     return profile_changed
@@ -463,10 +465,11 @@ def _retract(state: LeadState, model: ScoringModel, j: int, name: str, taken: Ef
         if rule.cap_count and not uncap(state, rule, key, t, eid):
             continue  # displaced from its window already: its points went then
         _add(state, rule, -rule.points, t)
-        back += (rid, -rule.points)
+        back.append(rid)
+        back.append(-rule.points)
     state.recent[j] = [*entry[:5], None]
     state.bots_filtered += 1
-    record(state, model, (t, "retracted", eid, name, tuple(back)))
+    record(state, model, (t, "retracted", eid, name, *back))
     taken.extend(back)
     return True
 
@@ -504,10 +507,12 @@ def _fit_effects(
     now = set(after)
     for rid in after:
         if rid not in was:
-            effects += (rid, by_id[rid].points)
+            effects.append(rid)
+            effects.append(by_id[rid].points)
     for rid in before:
         if rid not in now and rid in by_id:
-            effects += (rid, -by_id[rid].points)
+            effects.append(rid)
+            effects.append(-by_id[rid].points)
 
 
 def apply(
@@ -604,7 +609,7 @@ def _scored(
         return transitions
     if effects and model.history_size:  # record(), inline: most scored events get here
         history = state.history
-        history.append((event["time"], "event", eid, source, tuple(effects)))
+        history.append((event["time"], "event", eid, source, *effects))
         if len(history) > model.history_size:
             del history[0]
     state.nc_valid = False

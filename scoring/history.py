@@ -2,17 +2,17 @@
 with the points it added or removed and why. Bounded per lead by the model's
 ``history_size`` (default 50): the oldest entry goes when a new one comes.
 
-Stored in the state (``LeadState.history``) as small tuples, oldest first, never
-changed once appended (state copies share them; stored as JSON arrays):
+Stored in the state (``LeadState.history``) as flat tuples of plain values, oldest
+first, never changed once appended (state copies share them; stored as JSON arrays):
 
-- ``(time, "event", event_id, source, (rule_id, points, rule_id, points, ...))``: an
+- ``(time, "event", event_id, source, rule_id, points, rule_id, points, ...)``: an
   event that changed the score or the fit; points as the rules gave them at the
   event's time (positive or negative; a cap displacing a later event shows it as
   minus);
 - ``(time, "bot", event_id, source, reason)``: an event filtered as not a person's;
-- ``(time, "retracted", event_id, reason, (rule_id, -points, ...))``: an event
-  scored before a pattern showed it was a bot's, and what was taken back;
-- ``(time, "stage", trigger_event_id, cause, (from, to, score))``: a stage change.
+- ``(time, "retracted", event_id, reason, rule_id, -points, ...)``: an event scored
+  before a pattern showed it was a bot's, and what was taken back;
+- ``(time, "stage", trigger_event_id, cause, from, to, score)``: a stage change.
 
 Events that change nothing (a page no rule scores, a duplicate, a late event) are not
 kept: the history answers "why did this lead's score change", not "what did it do".
@@ -22,7 +22,7 @@ Descriptions are looked up in the model when read, so they cost the state nothin
 >>> from scoring.state import LeadState
 >>> m = load_default_model()
 >>> s = LeadState("L1")
->>> record(s, m, (0.0, "event", "e1", "web", ("web-pricing", 10.0)))
+>>> record(s, m, (0.0, "event", "e1", "web", "web-pricing", 10.0))
 >>> [(e["kind"], e["points"], e["rules"][0]["description"]) for e in entries(s, m)]
 [('event', 10.0, 'Viewed the pricing page')]
 """
@@ -40,7 +40,7 @@ __all__ = ["entries", "record"]
 def record(state: LeadState, model: ScoringModel, entry: tuple[Any, ...]) -> None:
     """Append ``entry``, dropping the oldest past the model's ``history_size``.
 
-    Entries are tuples of plain values (nested tuples for rules): immutable, and
+    Entries are flat tuples of plain values: one allocation each, immutable, and
     untracked by Python's cyclic garbage collector, which would otherwise walk every
     lead's history on each full collection."""
     size = model.history_size
@@ -72,7 +72,8 @@ def _rules(flat: tuple[Any, ...], model: ScoringModel) -> list[dict[str, Any]]:
 
 
 def _entry(e: tuple[Any, ...], model: ScoringModel) -> dict[str, Any]:
-    at, kind, event_id, what, detail = e
+    at, kind, event_id, what = e[:4]
+    detail = e[4:]
     if kind == "event":
         rules = _rules(detail, model)
         return {
@@ -84,7 +85,7 @@ def _entry(e: tuple[Any, ...], model: ScoringModel) -> dict[str, Any]:
             "rules": rules,
         }
     if kind == "bot":
-        return {"at": at, "kind": kind, "event_id": event_id, "source": what, "reason": detail}
+        return {"at": at, "kind": kind, "event_id": event_id, "source": what, "reason": detail[0]}
     if kind == "retracted":
         rules = _rules(detail, model)
         return {

@@ -251,6 +251,7 @@ class ScoringModel:
         "bots",
         "categories",
         "category_caps",
+        "category_info",
         "dedup_max_ids",
         "description",
         "dispatch",
@@ -316,6 +317,8 @@ class ScoringModel:
     #: ``[caps]``: category -> N, its points held within [-N, N] (group caps), and
     #: the score within [-total_cap, total_cap] (inf: no total cap).
     category_caps: dict[str, float]
+    #: category -> (rate, cap or inf): what reading a category needs, in one lookup
+    category_info: dict[str, tuple[float, float]]
     total_cap: float
     bots: BotRules
 

@@ -589,6 +589,9 @@ class _Builder:
                 m.total_cap = n
             else:
                 m.category_caps[key] = n
+        m.category_info = {
+            cat: (rate, m.category_caps.get(cat, math.inf)) for cat, rate in m.rates.items()
+        }
         for st in m.stages[1:]:
             for what, score in (("entry", st.entry_score), ("exit", st.exit_score)):
                 if not -m.total_cap < score <= m.total_cap:

@@ -53,6 +53,8 @@ __all__ = [
 _exp = math.exp
 _NEG_INF = -math.inf
 _INF = math.inf
+#: A category the model does not know (a state from another model): no decay, no cap.
+_NO_INFO = (0.0, math.inf)
 
 
 # ---------------------------------------------------------------------- exact time
@@ -198,16 +200,17 @@ def next_change_by(state: LeadState, model: ScoringModel, until: float) -> float
 
 def refresh_bound(state: LeadState, model: ScoringModel, at: float) -> float:
     """The score at ``at``; also caches the fast-path bound as of ``at``."""
-    rates = model.rates
-    caps = model.category_caps
+    info = model.category_info
     k = pos = neg = 0.0
     for cat, acc in state.categories.items():
-        rate = rates.get(cat, 0.0)
+        rate, n = info.get(cat, _NO_INFO)
         v = acc[0] * _exp((acc[1] - at) * rate) if rate else acc[0]
-        if caps:  # held within its cap: still moves towards 0 only (the bound holds)
-            n = caps.get(cat)
-            if n is not None:
-                v = n if v > n else -n if v < -n else v
+        # Held within its cap (inf: none), a decaying value still only moves towards
+        # 0: the bound holds.
+        if v > n:
+            v = n
+        elif v < -n:
+            v = -n
         if not rate:
             k += v
         elif v > 0.0:

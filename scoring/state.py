@@ -338,7 +338,7 @@ class LeadState:
             rid: {key: list(flat) for key, flat in wins.items()}
             for rid, wins in d.get("caps_by", {}).items()
         }
-        s.history = [_frozen(e) for e in d.get("history", ())]
+        s.history = [tuple(e) for e in d.get("history", ())]
         s.recent = [_plain(e) for e in d.get("recent", ())]
         s.bots_filtered = d.get("bots_filtered", 0)
         s.applied = dict(d.get("applied", {}))
@@ -356,11 +356,6 @@ def _plain(entry: list[Any] | tuple[Any, ...]) -> list[Any]:
     """A history or pattern entry as plain lists, nested ones too (what ``to_dict``
     hands out and JSON reads back; never the state's own lists)."""
     return [_plain(x) if isinstance(x, list | tuple) else x for x in entry]
-
-
-def _frozen(entry: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
-    """A history entry read back: tuples all the way down, as the engine writes it."""
-    return tuple(_frozen(x) if isinstance(x, list | tuple) else x for x in entry)
 
 
 def cap_pairs(flat: list[Any]) -> list[tuple[float, str]]:

@@ -78,7 +78,7 @@ def test_a_second_click_within_the_gap_takes_the_first_back() -> None:
     assert filtered(s) == {"c1": "email_click_gap", "c2": "email_click_gap"}
     assert s.filtered == ("email_click_gap", "email_click_gap") and s.filtered_self
     assert s.history[-2][1:4] == ("retracted", "c1", "email_click_gap")
-    assert s.history[-2][4] == ("e-click", -12.0)
+    assert s.history[-2][4:] == ("e-click", -12.0)
 
 
 def test_clicks_on_other_emails_or_further_apart_are_a_persons() -> None:

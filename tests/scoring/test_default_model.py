@@ -187,7 +187,7 @@ def test_a_job_seekers_careers_visits_weigh_each_time() -> None:
             )
         ]
     s, changes = journey(evs)
-    careers = [e for e in s.history if e[1] == "event" and e[4] == ("web-careers", -10.0)]
+    careers = [e for e in s.history if e[1] == "event" and e[4:] == ("web-careers", -10.0)]
     assert len(careers) == 9  # every visit, not once a week
     assert "mql" not in {to for _, to in changes} and s.stage != "mql"
     assert breakdown_at(s, M, s._clock)["negative"] == -50.0  # held at the group cap
