@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -33,6 +33,14 @@ OnProgress = Callable[[int, int], None]
 
 class ExportError(RuntimeError):
     """The export cannot be made; the message says why, in one line."""
+
+
+class MissingTopicError(ExportError):
+    """A topic to export does not exist (a reader may do without it)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic} does not exist")
+        self.topic = topic
 
 
 def _consumer_kwargs(settings: Settings) -> dict[str, Any]:
@@ -65,10 +73,19 @@ def export_topics(
         raise ExportError(
             f"not an input topic: {', '.join(unknown)} (the input topics: {', '.join(kinds)})"
         )
+    return export_snapshot(settings, out, {t: kinds[t] for t in topics}, on_progress)
+
+
+def export_snapshot(
+    settings: Settings, out: Path, kinds: Mapping[str, str], on_progress: OnProgress
+) -> int:
+    """Write the snapshot of the topics ``kinds`` names (topic -> the ``kind`` its lines
+    get; any topics, so other tools export theirs in this format) to ``out``; the
+    records written."""
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            n = asyncio.run(_export(settings, f, {t: kinds[t] for t in topics}, on_progress))
+            n = asyncio.run(_export(settings, f, dict(kinds), on_progress))
         os.replace(tmp, out)
     except BaseException:
         os.unlink(tmp)
@@ -108,7 +125,7 @@ async def _read_snapshot(
     for topic in kinds:
         partitions = await partitions_for(consumer, topic)
         if not partitions:
-            raise ExportError(f"topic {topic} does not exist")
+            raise MissingTopicError(topic)
         tps += [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
     starts = await consumer.beginning_offsets(tps)

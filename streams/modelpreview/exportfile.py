@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 import orjson
@@ -72,8 +73,9 @@ def encode_record(record: ExportRecord) -> bytes:
     return orjson.dumps(line) + b"\n"
 
 
-def parse_line(line: bytes) -> dict[str, Any]:
-    """The line's fields, checked (the value left parsed)."""
+def parse_line(line: bytes, known: Collection[str] = SOURCE_KINDS) -> dict[str, Any]:
+    """The line's fields, checked (the value left parsed); ``known``: the kinds a reader
+    knows (other tools' exports, ``leadstream report``'s, have kinds of their own)."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -83,7 +85,7 @@ def parse_line(line: bytes) -> dict[str, Any]:
     for name, kinds in _FIELDS:
         if type(obj.get(name)) not in kinds:
             raise ExportFormatError(f"{name!r} missing or of the wrong type")
-    if obj["kind"] not in SOURCE_KINDS:
+    if obj["kind"] not in known:
         raise ExportFormatError(f"unknown kind {obj['kind']!r}")
     if ("value" in obj) == ("value_b64" in obj):
         raise ExportFormatError("needs 'value' or 'value_b64' (one of them)")
