@@ -40,7 +40,22 @@ def _build_parser(local: ModuleType | None) -> argparse.ArgumentParser:
         type=Path,
         help="the model in use (default: LEADSTREAM_MODEL, else the bundled default)",
     )
+    test = model_sub.add_parser(
+        "test", help="run example leads (events and expected outcomes) against a model"
+    )
+    test.add_argument("fixtures", type=Path, help="the example leads (TOML)")
+    test.add_argument(
+        "--model",
+        type=Path,
+        help="the model to test (default: LEADSTREAM_MODEL, else the bundled default)",
+    )
     _add_preview_commands(model_sub)
+    lead = sub.add_parser("lead", help="why a lead's score is what it is: its recent history")
+    lead.add_argument("lead_id", help="the lead's id")
+    lead.add_argument(
+        "--url",
+        help="a worker's HTTP API (default: http://LEADSTREAM_WEB_HOST:LEADSTREAM_WEB_PORT)",
+    )
     if local is not None:
         local.add_commands(sub)
     return parser
@@ -99,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_worker(settings)
     if args.command == "model":
         return _model_command(args, settings)
+    if args.command == "lead":
+        return _lead_command(args, settings)
     assert local is not None  # argparse offers the other commands only with it
     try:
         return int(local.run(args, settings))
@@ -113,6 +130,8 @@ def _model_command(args: argparse.Namespace, settings: Settings) -> int:
 
         current = args.against or (Path(settings.model_path) if settings.model_path else None)
         return check_model(args.path, current)
+    if args.model_command == "test":
+        return _model_test_command(args, settings)
     from streams.modelpreview import command
 
     if args.model_command == "export":
@@ -126,6 +145,40 @@ def _model_command(args: argparse.Namespace, settings: Settings) -> int:
         jobs=args.jobs,
     )
     return command.preview_command(settings, preview)
+
+
+def _model_test_command(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring import ModelError, load_default_model, load_model
+    from streams.modeltest import run_file
+
+    path = args.model or (Path(settings.model_path) if settings.model_path else None)
+    try:
+        model = load_model(path) if path is not None else load_default_model()
+    except (ModelError, OSError) as exc:
+        print(f"{path}: invalid scoring model: {exc}", file=sys.stderr)
+        return 2
+    report, status = run_file(args.fixtures, model)
+    print(report, file=sys.stdout if status != 2 else sys.stderr)
+    return status
+
+
+def _lead_command(args: argparse.Namespace, settings: Settings) -> int:
+    import urllib.error
+
+    from streams.leadhistory import fetch_history, render
+
+    url = args.url or f"http://{settings.web_host}:{settings.web_port}"
+    try:
+        body = fetch_history(url, args.lead_id, settings.http_token)
+    except urllib.error.HTTPError as exc:
+        reason = {404: "no such lead", 401: "the API token is missing or wrong"}
+        print(f"leadstream lead: {reason.get(exc.code, f'HTTP {exc.code}')}", file=sys.stderr)
+        return 1 if exc.code == 404 else 2
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"leadstream lead: cannot reach {url}: {exc}", file=sys.stderr)
+        return 2
+    print(render(body))
+    return 0
 
 
 if __name__ == "__main__":
