@@ -99,7 +99,9 @@ _NEG_INF = -math.inf
 #: Sources bot filtering looks at (webinar platforms and the CRM see people).
 _SCREENED = frozenset({"web", "email"})
 
-Cause = Literal["event", "profile", "decay", "disqualifier", "model_change"]
+Cause = Literal[
+    "event", "profile", "decay", "disqualifier", "model_change", "outcome", "sla_breach"
+]
 #: What an event did, flat: ``[rule_id, points, rule_id, points, ...]`` (one list per
 #: event, not one pair per rule: a scored event allocates as little as it can).
 Effects = list[Any]
@@ -116,7 +118,8 @@ class Transition(TypedDict):
     sequence: int
     from_stage: str
     to_stage: str
-    direction: Literal["up", "down"]
+    #: "none": an SLA breach (the lead did not move)
+    direction: Literal["up", "down", "none"]
     cause: Cause
     trigger_event_id: str | None
     changed_at: float
@@ -163,7 +166,15 @@ def breakdown_at(state: LeadState, model: ScoringModel, t: float) -> dict[str, f
 
 
 def _stage_rank(model: ScoringModel, stage: str) -> int:
-    return model.stage_index.get(stage, -1)
+    return model.stage_rank.get(stage, -1)
+
+
+def _entered(state: LeadState, model: ScoringModel, stage: str, at: float) -> None:
+    """Bookkeeping of a stage entered at ``at``: its entry time (the KPIs) and its
+    follow-up SLA, if it has one (replacing the last stage's)."""
+    state.entered[stage] = at
+    st = model.stage_by_name.get(stage)
+    state.sla_due = at + st.sla if st is not None and st.sla else None
 
 
 def _transition(
@@ -185,7 +196,11 @@ def _transition(
     if key is None:
         key = trigger if trigger is not None else str(round(at * 1000))
     tid = str(uuid.uuid5(TRANSITION_NAMESPACE, f"{state.lead_id}|{old}|{new}|{cause}|{key}"))
-    up = _stage_rank(model, new) > _stage_rank(model, old)
+    if old == new:
+        direction: Literal["up", "down", "none"] = "none"
+    else:
+        direction = "up" if _stage_rank(model, new) > _stage_rank(model, old) else "down"
+        _entered(state, model, new, at)
     state.changes += 1
     record(state, model, (at, "stage", trigger, cause, old, new, score))
     disqualifier = state.disqualifier if cause == "disqualifier" else None
@@ -196,7 +211,7 @@ def _transition(
         "sequence": state.changes,
         "from_stage": old,
         "to_stage": new,
-        "direction": "up" if up else "down",
+        "direction": direction,
         "cause": cause,
         "trigger_event_id": trigger,
         "changed_at": at,
@@ -236,6 +251,18 @@ def _decay_step(state: LeadState, model: ScoringModel, transitions: list[Transit
         transitions.append(_transition(state, model, old, state.stage, "decay", None, at, score))
 
 
+def _breach(state: LeadState, model: ScoringModel, transitions: list[Transition]) -> None:
+    """Publish the pending follow-up SLA's breach, at its deadline: once (the deadline
+    is cleared, and the id is deterministic in the lead, stage and deadline)."""
+    at: float = state.sla_due  # type: ignore[assignment]
+    state.sla_due = None
+    if at > state._clock:
+        state._clock = at
+    stage = state.stage
+    score = score_at(state, model, at)
+    transitions.append(_transition(state, model, stage, stage, "sla_breach", None, at, score))
+
+
 def _advance_to(
     state: LeadState, model: ScoringModel, until: float, transitions: list[Transition]
 ) -> None:
@@ -243,6 +270,10 @@ def _advance_to(
         if not state.nc_valid:
             compute_next_change(state, model)
         nc = state.next_change
+        due = state.sla_due
+        if due is not None and due <= until and (nc is None or due <= nc):
+            _breach(state, model, transitions)
+            continue
         if nc is None or nc > until:
             return
         _decay_step(state, model, transitions)
@@ -259,6 +290,8 @@ def _init(state: LeadState, model: ScoringModel) -> None:
 
 
 def _add(state: LeadState, rule: Rule, points: float, t: float) -> None:
+    if state.resets:  # an event from before an outcome's reset counts what it left
+        points *= _reset_factor(state.resets, t)
     _accumulate(state.rules, rule.id, points, t, rule.rate)
     state.rule_points[rule.id] = rule.points
     _accumulate(state.categories, rule.category, points, t, rule.rate)
@@ -358,6 +391,8 @@ def _settle(
         return None  # fast path: grade/BANT unchanged, score between the thresholds
     if state.disqualifier is not None:
         new = model.disqualifier_by_id[state.disqualifier].stage
+    elif old in model.sales_stages:
+        return None  # sales own it: the score does not move the lead out
     else:
         stages = model.stages
         idx = model.stage_index.get(old)
@@ -372,6 +407,86 @@ def _settle(
     state.nc_valid = False
     refresh_thresholds(state, model)
     return _transition(state, model, old, new, cause, trigger, at, score, key=key, effects=effects)
+
+
+# ------------------------------------------------------------------------- outcomes
+
+
+def _reset_factor(resets: list[tuple[float, float]], t: float) -> float:
+    """What the resets after ``t`` leave of points counted at ``t``."""
+    f = 1.0
+    for at, factor in resets:
+        if at > t:
+            f *= factor
+    return f
+
+
+def _reset(state: LeadState, model: ScoringModel, factor: float, t: float) -> None:
+    """Keep ``factor`` of the engagement points counted so far (recycling: the lead
+    starts nurture afresh); events from before ``t`` that arrive later are scaled
+    alike. Resets older than the lateness window can no longer apply: dropped."""
+    for acc in state.rules.values():
+        acc[0] *= factor
+    for acc in state.categories.values():
+        acc[0] *= factor
+    cutoff = state._clock - model.max_lateness
+    state.resets = [r for r in state.resets if r[0] >= cutoff]
+    state.resets.append((t, factor))
+
+
+def _outcome(
+    state: LeadState,
+    model: ScoringModel,
+    event: Mapping[str, Any],
+    at: float,
+    transitions: list[Transition],
+) -> list[Transition]:
+    """An outcome from the CRM: its rules count like any event's; it meets the
+    current stage's follow-up SLA if the stage says so; then it moves the lead where
+    ``[outcomes.<outcome>]`` says (its reset first: the outcome's own points are
+    kept), or the stage is settled as after any event (a stage sales own holds)."""
+    eid = event["event_id"]
+    outcome = event["outcome"]
+    move = model.outcome_moves.get(outcome)
+    if move is not None and move.reset != 1.0:  # before its own rules count
+        _reset(state, model, move.reset, event["time"])
+    effects: Effects = []
+    profile_changed = _score_rules(state, model, "outcome", event, event, effects, None)
+    cause: Cause = "event"
+    if profile_changed and _recompute_profile(state, model):
+        cause = "disqualifier"
+    record(state, model, (event["time"], "event", eid, "outcome", *effects))
+    st = model.stage_by_name.get(state.stage)
+    if state.sla_due is not None and st is not None and outcome in st.sla_met_by:
+        state.sla_due = None
+    state.nc_valid = False
+    state.b_valid = False
+    if move is not None and state.disqualifier is None:
+        tr = _move(state, model, move.stage, at, eid, effects)
+    else:
+        tr = _settle(state, model, at, cause, eid, True, effects=effects)
+    if tr is not None:
+        transitions.append(tr)
+    return transitions
+
+
+def _move(
+    state: LeadState, model: ScoringModel, target: str, at: float, eid: str, effects: Effects
+) -> Transition | None:
+    """Move to ``target`` (cause ``outcome``). An ordered stage marketing owns is a
+    floor: a lead whose score already holds a higher stage enters that one."""
+    score = refresh_bound(state, model, at)
+    idx = model.stage_index.get(target)
+    new = target
+    if idx is not None and not model.stages[idx].sales:
+        top = evaluate_from_bottom(model.stages, score, GRADE_RANK[state.grade], state.bant_count)
+        new = model.stages[max(idx, top)].name
+    old = state.stage
+    if new == old:
+        return None
+    state.stage = new
+    refresh_thresholds(state, model)
+    return _transition(state, model, old, new, "outcome", eid, at, score, effects=effects)
 
 
 def _unless(state: LeadState, rule: Rule, t: float) -> bool:
@@ -543,6 +658,7 @@ def apply(
     transitions: list[Transition] = []
     if not state.stage:
         _init(state, model)
+        state.since = t
     if t > clock:
         if clock != _NEG_INF and not no_crossing_before(state, model, t):
             _advance_to(state, model, t, transitions)
@@ -586,6 +702,8 @@ def _scored(
 ) -> list[Transition]:
     """The rest of ``apply`` for an event that is scored."""
     source = event["source"]
+    if source == "outcome":
+        return _outcome(state, model, event, at, transitions)
     eid = event["event_id"]
     profile_changed = False
     if source == "profile":

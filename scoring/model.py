@@ -18,17 +18,29 @@ __all__ = [
     "BANT_KEYS",
     "GRADES",
     "GRADE_RANK",
+    "OUTCOMES",
     "SOURCES",
     "BotRules",
     "Disqualifier",
     "FitRule",
     "ModelError",
+    "OutcomeMove",
     "Rule",
     "ScoringModel",
     "Stage",
 ]
 
-SOURCES = ("web", "email", "webinar", "profile")
+SOURCES = ("web", "email", "webinar", "profile", "outcome")
+#: What a CRM sync reports (``lead.outcomes``): ``outcome`` of an outcome event.
+OUTCOMES = (
+    "accepted",
+    "rejected",
+    "contacted",
+    "opportunity_created",
+    "won",
+    "lost",
+    "recycled",
+)
 BANT_KEYS = ("budget", "authority", "need", "timeline")
 #: Grades from best to worst; a requirement ``grade = "B"`` means B or better.
 GRADES = ("A", "B", "C", "D")
@@ -126,7 +138,12 @@ class FitRule:
 
 
 class Stage:
-    """One ordered stage. Grade requirements are ranks (A=3 .. D=0; 0: any grade)."""
+    """One ordered stage. Grade requirements are ranks (A=3 .. D=0; 0: any grade).
+
+    ``sales``: sales own it (``owner = "sales"``): neither decay nor the score moves
+    a lead out of it, only an outcome or a disqualifier does. ``sla``: seconds a lead
+    may wait in it for one of the outcomes ``sla_met_by`` (0.0: no SLA).
+    """
 
     __slots__ = (
         "description",
@@ -138,6 +155,9 @@ class Stage:
         "exit_score",
         "index",
         "name",
+        "sales",
+        "sla",
+        "sla_met_by",
     )
 
     def __init__(
@@ -151,6 +171,10 @@ class Stage:
         exit_score: float,
         exit_grade: int,
         exit_bant: int,
+        *,
+        sales: bool = False,
+        sla: float = 0.0,
+        sla_met_by: frozenset[str] = frozenset(),
     ) -> None:
         self.name = name
         self.description = description
@@ -161,9 +185,28 @@ class Stage:
         self.exit_score = exit_score
         self.exit_grade = exit_grade
         self.exit_bant = exit_bant
+        self.sales = sales
+        self.sla = sla
+        self.sla_met_by = sla_met_by
 
     def __repr__(self) -> str:
         return f"Stage({self.name!r}, entry={self.entry_score:g}, exit={self.exit_score:g})"
+
+
+class OutcomeMove:
+    """``[outcomes.<outcome>]``: where an outcome sends the lead and how much of its
+    engagement score it keeps (``reset``: the factor on every point counted before
+    the outcome; 1.0 keeps them, 0.0 starts over)."""
+
+    __slots__ = ("outcome", "reset", "stage")
+
+    def __init__(self, outcome: str, stage: str, reset: float) -> None:
+        self.outcome = outcome
+        self.stage = stage
+        self.reset = reset
+
+    def __repr__(self) -> str:
+        return f"OutcomeMove({self.outcome!r}, to={self.stage!r}, reset={self.reset:g})"
 
 
 class Disqualifier:
@@ -266,14 +309,18 @@ class ScoringModel:
         "id",
         "max_lateness",
         "max_rate",
+        "outcome_moves",
         "rates",
         "reasons_top_n",
         "renamed_stages",
         "rule_by_id",
         "rules",
         "rules_by_source",
+        "sales_stages",
         "source_name",
+        "stage_by_name",
         "stage_index",
+        "stage_rank",
         "stages",
         "total_cap",
         "version",
@@ -312,6 +359,16 @@ class ScoringModel:
     stages: tuple[Stage, ...]
     stage_index: dict[str, int]
     forced_stages: frozenset[str]
+    #: Every stage sales own: ordered ones marked ``owner = "sales"`` and the
+    #: ``[[sales_stages]]`` only outcomes enter.
+    sales_stages: frozenset[str]
+    #: name -> Stage of the ordered and the outcome-only stages (SLAs are read here)
+    stage_by_name: dict[str, Stage]
+    #: name -> rank for up/down: ordered stages by index, outcome-only stages above
+    #: them in file order; forced stages are not ranked (-1)
+    stage_rank: dict[str, int]
+    #: outcome -> where it moves the lead (outcomes not listed only score rules)
+    outcome_moves: dict[str, OutcomeMove]
     disqualifiers: tuple[Disqualifier, ...]
     disqualifier_by_id: dict[str, Disqualifier]
     #: ``[caps]``: category -> N, its points held within [-N, N] (group caps), and

@@ -38,11 +38,13 @@ from scoring.durations import parse_duration
 from scoring.model import (
     BANT_KEYS,
     GRADE_RANK,
+    OUTCOMES,
     SOURCES,
     BotRules,
     Disqualifier,
     FitRule,
     ModelError,
+    OutcomeMove,
     Rule,
     ScoringModel,
     Stage,
@@ -80,7 +82,18 @@ SOURCE_FIELDS: dict[str, dict[str, frozenset[str] | None]] = {
         "bounce_type": frozenset({"hard", "soft"}),
     },
     "webinar": {"action": _WEBINAR_ACTIONS, "webinar_id": None, "minutes_attended": None},
+    "outcome": {
+        "outcome": frozenset(OUTCOMES),
+        "reason": None,
+        "amount": None,
+        "currency": None,
+        "owner": None,
+        "opportunity_id": None,
+    },
 }
+#: Outcomes that meet a stage's follow-up SLA unless it says otherwise: sales
+#: answered the hand-off (took it, called, or sent it back).
+DEFAULT_SLA_MET_BY = frozenset({"accepted", "contacted", "rejected"})
 
 #: What a rule reads for a field an event leaves out: a web event is a page view
 #: unless it says otherwise (trackers that only send page views need not say so).
@@ -111,6 +124,16 @@ _RULE_KEYS = (
     "cap",
     "sets",
     "unless",
+)
+_STAGE_KEYS = (
+    "name",
+    "description",
+    "entry",
+    "exit",
+    "renamed_from",
+    "owner",
+    "sla",
+    "sla_met_by",
 )
 _BOT_KEYS = (
     "enabled",
@@ -263,6 +286,8 @@ class _Builder:
                 "version",
                 "description",
                 "forced_stages",
+                "sales_stages",
+                "outcomes",
                 "settings",
                 "decay",
                 "rules",
@@ -294,6 +319,8 @@ class _Builder:
         self.bant(m, self.table(data.get("bant"), "bant"))
         self.stages(m, self.array(data.get("stages"), "stages"))
         self.forced(m, data.get("forced_stages", []))
+        self.sales_stages(m, self.array(data.get("sales_stages"), "sales_stages"))
+        self.outcomes(m, self.table(data.get("outcomes"), "outcomes"))
         self.disqualifiers(m, self.array(data.get("disqualifiers"), "disqualifiers"))
         self.caps(m, self.table(data.get("caps"), "caps"))
         self.bots(m, self.table(data.get("bots"), "bots"))
@@ -468,7 +495,7 @@ class _Builder:
         prev_entry = -math.inf
         for i, s in enumerate(stages):
             loc = f"stages[{i}]"
-            self.keys(s, loc, ("name", "description", "entry", "exit", "renamed_from"))
+            self.keys(s, loc, _STAGE_KEYS)
             name = self.string(s, "name", loc, None)
             self.unique(names, name, f"{loc}.name", "stage")
             olds = s.get("renamed_from", [])
@@ -489,7 +516,24 @@ class _Builder:
                         self.err(
                             f"{loc}.{key}: the first stage has no {key} (every lead starts there)"
                         )
-                out.append(Stage(name, description, 0, -math.inf, 0, 0, -math.inf, 0, 0))
+                sales, sla, met_by = self.ownership(s, loc)
+                if sales:
+                    self.err(f"{loc}.owner: the first stage is every new lead's: not sales'")
+                out.append(
+                    Stage(
+                        name,
+                        description,
+                        0,
+                        -math.inf,
+                        0,
+                        0,
+                        -math.inf,
+                        0,
+                        0,
+                        sla=sla,
+                        sla_met_by=met_by,
+                    )
+                )
                 continue
             if "entry" not in s:
                 self.err(f"{loc}.entry: missing (a table: score, optional grade and bant)")
@@ -525,8 +569,22 @@ class _Builder:
                         f"entry.score {prev_entry:g} (stages are ordered low to high)"
                     )
             prev_entry = e_score
+            sales, sla, met_by = self.ownership(s, loc)
             out.append(
-                Stage(name, description, i, e_score, e_grade, e_bant, x_score, x_grade, x_bant)
+                Stage(
+                    name,
+                    description,
+                    i,
+                    e_score,
+                    e_grade,
+                    e_bant,
+                    x_score,
+                    x_grade,
+                    x_bant,
+                    sales=sales,
+                    sla=sla,
+                    sla_met_by=met_by,
+                )
             )
         m.stages = tuple(out)
         m.stage_index = {s.name: s.index for s in out}
@@ -534,6 +592,64 @@ class _Builder:
             if old in m.stage_index:
                 self.err(f"stages: {old!r} is both a stage and renamed_from of another")
         m.renamed_stages = renamed
+
+    def ownership(self, s: Mapping[str, Any], loc: str) -> tuple[bool, float, frozenset[str]]:
+        """(sales own it, SLA seconds or 0.0, outcomes meeting the SLA) of a stage."""
+        owner = s.get("owner", "marketing")
+        if owner not in ("marketing", "sales"):
+            self.err(f'{loc}.owner: {owner!r} is not "marketing" or "sales"')
+        sla = self.duration(s["sla"], f"{loc}.sla", positive=True) if "sla" in s else 0.0
+        met_by = s.get("sla_met_by", sorted(DEFAULT_SLA_MET_BY))
+        if not isinstance(met_by, list) or not met_by:
+            self.err(f"{loc}.sla_met_by: must be a non-empty array of outcomes")
+            met_by = []
+        for o in met_by:
+            if o not in OUTCOMES:
+                self.err(f"{loc}.sla_met_by: {o!r} is not one of {', '.join(OUTCOMES)}")
+        if "sla_met_by" in s and "sla" not in s:
+            self.err(f"{loc}.sla_met_by: without sla (a duration such as 4h)")
+        return owner == "sales", sla, frozenset(str(o) for o in met_by)
+
+    def sales_stages(self, m: ScoringModel, items: list[dict[str, Any]]) -> None:
+        """``[[sales_stages]]``: stages only outcomes enter (accepted, opportunity,
+        customer), ranked above the ordered stages in file order."""
+        m.stage_by_name = {st.name: st for st in m.stages}
+        m.stage_rank = dict(m.stage_index)
+        sales = {st.name for st in m.stages if st.sales}
+        for i, item in enumerate(items):
+            loc = f"sales_stages[{i}]"
+            self.keys(item, loc, ("name", "description", "sla", "sla_met_by"))
+            name = self.string(item, "name", loc, None)
+            if name in m.stage_by_name or name in m.forced_stages:
+                self.err(f"{loc}.name: {name!r} is already a stage")
+            _, sla, met_by = self.ownership(item, loc)
+            description = self.string(item, "description", loc, name or "?")
+            rank = len(m.stages) + i
+            st = Stage(name, description, rank, math.inf, 0, 0, -math.inf, 0, 0)
+            st.sales, st.sla, st.sla_met_by = True, sla, met_by
+            m.stage_by_name[name] = st
+            m.stage_rank[name] = rank
+            sales.add(name)
+        m.sales_stages = frozenset(sales)
+
+    def outcomes(self, m: ScoringModel, table: dict[str, Any]) -> None:
+        """``[outcomes.<outcome>]``: ``stage`` it moves the lead to, ``reset`` the
+        factor on the engagement points counted before it (default 1: kept)."""
+        self.keys(table, "outcomes", OUTCOMES)
+        moves: dict[str, OutcomeMove] = {}
+        for outcome, spec in table.items():
+            loc = f"outcomes.{outcome}"
+            spec = self.table(spec, loc)
+            self.keys(spec, loc, ("stage", "reset"))
+            stage = self.string(spec, "stage", loc, None)
+            if stage and stage not in m.stage_by_name and stage not in m.forced_stages:
+                known = ", ".join([*m.stage_by_name, *sorted(m.forced_stages)])
+                self.err(f"{loc}.stage: unknown stage {stage!r} (known: {known})")
+            reset = self.number(spec, "reset", loc, 1.0)
+            if not 0.0 <= reset <= 1.0:
+                self.err(f"{loc}.reset: {reset:g} is not a factor from 0 to 1")
+            moves[outcome] = OutcomeMove(outcome, stage, reset)
+        m.outcome_moves = moves
 
     def forced(self, m: ScoringModel, forced: object) -> None:
         if not isinstance(forced, list) or not all(isinstance(f, str) and f for f in forced):

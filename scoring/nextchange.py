@@ -16,6 +16,13 @@ caches (``b_*``: the no-decay sum and the positive and negative decaying sums at
 ``b_t0``, with the thresholds; ``refresh_bound`` and ``refresh_thresholds`` keep it as
 the engine scores), else from a bound over every term.
 
+A lead in a stage sales own (``owner = "sales"``, ``[[sales_stages]]``) is never
+moved by decay: no crossing is solved for it. A pending follow-up SLA
+(``state.sla_due``) is a change too: ``next_change_at`` and ``next_change_by`` answer
+the earlier of the decay crossing and the SLA deadline, and ``no_crossing_before``
+is False once the deadline is within reach, so the worker's timer fires then and
+``advance`` publishes the breach.
+
 Only these caches change here, never a stage, score or clock: ``scoring.engine``
 applies the changes found as transitions.
 
@@ -80,7 +87,7 @@ def compute_next_change(state: LeadState, model: ScoringModel) -> None:
     if state.disqualifier is not None or clock == _NEG_INF:
         return
     idx = model.stage_index.get(state.stage)
-    if idx is None:
+    if idx is None or model.stages[idx].sales:
         return
     lower, upper = thresholds(state, model, idx)
     rates = model.rates
@@ -171,11 +178,18 @@ def next_change_at(state: LeadState, model: ScoringModel) -> float | None:
     Exact: the score ``k + sum_c A_c 2**(-(t - a_c)/h_c)`` is solved for the first time
     after ``clock`` it drops below the current stage's exit score or rises to the entry
     score of a higher stage the lead's grade and BANT allow (see ``scoring.decay``).
-    Cached in the state until an event or profile change invalidates it.
+    Cached in the state until an event or profile change invalidates it. A pending
+    follow-up SLA deadline counts as a change (the breach ``advance`` publishes).
     """
     if not state.nc_valid:
         compute_next_change(state, model)
-    return state.next_change
+    return _first(state.next_change, state.sla_due)
+
+
+def _first(nc: float | None, due: float | None) -> float | None:
+    if due is None:
+        return nc
+    return due if nc is None or due < nc else nc
 
 
 def next_change_by(state: LeadState, model: ScoringModel, until: float) -> float | None:
@@ -185,6 +199,9 @@ def next_change_by(state: LeadState, model: ScoringModel, until: float) -> float
     scores, before the state is written): the cached bound rules out a change before
     ``until`` for most states without solving for the exact time.
     """
+    due = state.sla_due
+    if due is not None and due <= until:
+        return next_change_at(state, model)
     if not state.nc_valid:
         # A millisecond past ``until``: at the crossing itself, the bound and the
         # root may round to either side of the threshold.
@@ -233,7 +250,7 @@ def refresh_thresholds(state: LeadState, model: ScoringModel) -> None:
     """Cache the thresholds: on every stage change and with every bound rebuilt after
     a grade/BANT change (which clears ``b_valid``)."""
     idx = model.stage_index.get(state.stage)
-    if state.disqualifier is not None or idx is None:
+    if state.disqualifier is not None or idx is None or model.stages[idx].sales:
         state.b_lower, state.b_upper = _NEG_INF, _INF
     else:
         state.b_lower, state.b_upper = thresholds(state, model, idx)
@@ -244,8 +261,12 @@ def no_crossing_before(state: LeadState, model: ScoringModel, until: float) -> b
 
     Layers: the cached exact next change; the cached bound (positive terms only shrink,
     negative ones only grow towards 0, and nothing decays faster than the fastest
-    rate); the bound recomputed from every term at both ends (each is monotone).
+    rate); the bound recomputed from every term at both ends (each is monotone). A
+    follow-up SLA due by ``until`` is a change.
     """
+    due = state.sla_due
+    if due is not None and due <= until:
+        return False
     if state.nc_valid:
         nc = state.next_change
         return nc is None or nc > until
@@ -261,7 +282,7 @@ def no_crossing_before(state: LeadState, model: ScoringModel, until: float) -> b
     if state.disqualifier is not None:
         return True
     idx = model.stage_index.get(state.stage)
-    if idx is None:
+    if idx is None or model.stages[idx].sales:
         return True
     lower, upper = thresholds(state, model, idx)
     clock = state._clock

@@ -17,17 +17,19 @@ from typing import Any
 
 __all__ = ["SCHEMA_VERSION", "LeadState", "cap_pairs"]
 
-#: 4: ``history`` (the lead's recent scored and filtered events and stage changes),
-#: ``recent`` (what bot patterns compare a new event with), ``caps_by`` (rule caps
-#: counted per field value) and ``bots_filtered``. 3: ``applied`` (the highest input
-#: position applied, per source), ``changes`` (stage changes so far, the per-lead
-#: sequence number of the last one), ``model`` (the fingerprint of the model it was
-#: scored under) and ``rule_points``. 2: a cap window is one flat list ``[t0, id0,
+#: 5: ``entered`` (when the lead last entered each stage), ``since`` (its first event
+#: time), ``sla_due`` (the pending follow-up deadline) and ``resets`` (recent score
+#: resets by outcomes). 4: ``history`` (the lead's recent scored and filtered events and
+#: stage changes), ``recent`` (what bot patterns compare a new event with), ``caps_by``
+#: (rule caps counted per field value) and ``bots_filtered``. 3: ``applied`` (the
+#: highest input position applied, per source), ``changes`` (stage changes so far, the
+#: per-lead sequence number of the last one), ``model`` (the fingerprint of the model it
+#: was scored under) and ``rule_points``. 2: a cap window is one flat list ``[t0, id0,
 #: t1, id1, ...]`` (1: a list of ``[t, id]`` pairs). Versions 1 to 3 are still read
-#: (with what they lack empty).
-SCHEMA_VERSION = 4
+#: (with what they lack empty), version 4 too.
+SCHEMA_VERSION = 5
 _NEG_INF = -math.inf
-_READABLE = frozenset({1, 2, 3, SCHEMA_VERSION})
+_READABLE = frozenset({1, 2, 3, 4, SCHEMA_VERSION})
 #: What ``LeadState.filtered`` is between events: nothing filtered (shared, immutable).
 _NOTHING: tuple[str, ...] = ()
 
@@ -59,6 +61,7 @@ class LeadState:
         "categories",
         "changes",
         "disqualifier",
+        "entered",
         "events_seen",
         "filtered",
         "filtered_self",
@@ -75,10 +78,13 @@ class LeadState:
         "profile",
         "profile_times",
         "recent",
+        "resets",
         "rule_points",
         "rules",
         "seen",
         "seen_heap",
+        "since",
+        "sla_due",
         "stage",
     )
 
@@ -131,6 +137,18 @@ class LeadState:
     #: ``scoring.migrate`` needs to carry the state over to another model.
     model: str
     rule_points: dict[str, float]
+    #: stage -> when the lead last entered it (the KPIs' time to stage; one entry per
+    #: stage at most)
+    entered: dict[str, float]
+    #: The time of the lead's first event (None: none yet): where "lead to
+    #: opportunity" starts.
+    since: float | None
+    #: When the current stage's follow-up SLA is breached unless an outcome meeting it
+    #: arrives first (None: no SLA pending). Part of the next change's time.
+    sla_due: float | None
+    #: (time, factor) of outcomes' score resets within ``max_lateness`` of the clock:
+    #: a late event from before a reset counts ``factor`` of its points.
+    resets: list[tuple[float, float]]
     next_change: float | None
     nc_up: bool
     nc_valid: bool
@@ -180,6 +198,10 @@ class LeadState:
         self.changes = 0
         self.model = ""
         self.rule_points = {}
+        self.entered = {}
+        self.since = None
+        self.sla_due = None
+        self.resets = []
         self.next_change = None
         self.nc_up = False
         self.nc_valid = False
@@ -229,6 +251,10 @@ class LeadState:
         s.changes = self.changes
         s.model = self.model
         s.rule_points = dict(self.rule_points)
+        s.entered = dict(self.entered)
+        s.since = self.since
+        s.sla_due = self.sla_due
+        s.resets = list(self.resets)
         s.nc_valid = self.nc_valid
         s.next_change = self.next_change
         s.nc_up = self.nc_up
@@ -257,6 +283,8 @@ class LeadState:
         d["recent"] = [_plain(e) for e in self.recent]
         d["applied"] = dict(self.applied)
         d["rule_points"] = dict(self.rule_points)
+        d["entered"] = dict(self.entered)
+        d["resets"] = [[t, f] for t, f in self.resets]
         return d
 
     def to_dict_view(self) -> dict[str, Any]:
@@ -293,15 +321,22 @@ class LeadState:
             "rule_points": self.rule_points,
             "applied": self.applied,
             "changes": self.changes,
-            # Last, in this order: streams.core.statecodec reads them off the end.
-            "next_change": self.next_change if self.nc_valid else None,
+            "entered": self.entered,
+            "since": self.since,
+            "sla_due": self.sla_due,
+            "resets": self.resets,
+            # Last, in this order: streams.core.statecodec reads them off the end. A
+            # pending SLA is part of the next change (when the worker's timer fires);
+            # from_dict solves the decay part again.
+            "next_change": self._next_due() if self.nc_valid else None,
             "next_change_up": self.nc_up,
             "next_change_valid": self.nc_valid,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LeadState:
-        """Inverse of :meth:`to_dict` (``from_dict(x).to_dict() == x``); also reads
+        """Inverse of :meth:`to_dict` (``from_dict(x).to_dict() == x``, except that a
+        state with an SLA pending reads its next change as not yet solved); also reads
         versions 1 (cap windows as pairs), 2 and 3."""
         version = d.get("v")
         if version not in _READABLE:
@@ -345,11 +380,25 @@ class LeadState:
         s.changes = d.get("changes", 0)
         s.model = d.get("model", "")
         s.rule_points = dict(d.get("rule_points", {}))
-        s.nc_valid = d["next_change_valid"]
+        s.entered = dict(d.get("entered", {}))
+        s.since = d.get("since")
+        s.sla_due = d.get("sla_due")
+        s.resets = [(t, f) for t, f in d.get("resets", ())]
+        # With an SLA pending, the stored next change may be its deadline, not
+        # decay's: solve again.
+        s.nc_valid = d["next_change_valid"] and s.sla_due is None
         s.next_change = d["next_change"]
         s.nc_up = d["next_change_up"]
         s.b_valid = False
         return s
+
+    def _next_due(self) -> float | None:
+        """The cached decay change or the SLA deadline, whichever is first."""
+        nc = self.next_change
+        due = self.sla_due
+        if due is None:
+            return nc
+        return due if nc is None or due < nc else nc
 
 
 def _plain(entry: list[Any] | tuple[Any, ...]) -> list[Any]:

@@ -39,6 +39,7 @@ KIND_SCHEMAS: Final[Mapping[str, str]] = {
     "email": "email.events",
     "webinar": "webinar.events",
     "profile": "lead.profiles",
+    "outcome": "lead.outcomes",
 }
 SOURCE_KINDS: Final[tuple[str, ...]] = tuple(KIND_SCHEMAS)
 QUALIFIED_SCHEMA: Final = "lead.qualified"
@@ -74,6 +75,10 @@ MIN_EVENT_TIME: Final = 946_684_800.0
 MAX_DETAIL_CHARS: Final = 512
 #: At most this many schema errors are described in one detail.
 MAX_DETAIL_ERRORS: Final = 3
+
+#: The field naming an event's type (an email's action, an outcome): a value outside
+#: its enum is ``unknown_event_type``, not a plain schema violation.
+_TYPE_FIELDS: Final = frozenset({("action",), ("outcome",)})
 
 # RFC 3339 date-time with a mandatory offset; the same pattern the schemas publish.
 _RFC3339 = re.compile(
@@ -206,7 +211,7 @@ def _explain(validator: jsonschema_rs.Validator, event: dict[str, Any]) -> Rejec
     for error in errors:
         path = tuple(error.instance_path)
         keyword = str(error.schema_path[-1]) if error.schema_path else "schema"
-        if path == ("action",) and keyword == "enum":
+        if path in _TYPE_FIELDS and keyword == "enum":
             kinds.add("unknown_event_type")
         elif path[:1] == ("occurred_at",):
             kinds.add("bad_timestamp")

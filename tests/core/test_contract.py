@@ -53,6 +53,14 @@ VALID: dict[str, dict[str, Any]] = {
         "occurred_at": "2026-11-22T20:00:00Z",
         "attributes": {"seniority": "vp", "company_size": 1200, "country": "US", "x-crm": 1},
     },
+    "outcome": {
+        "event_id": "crm-1",
+        "lead_id": "lead-000001",
+        "occurred_at": "2026-11-22T20:30:00Z",
+        "outcome": "rejected",
+        "reason": "no budget",
+        "owner": "rep-7",
+    },
 }
 
 
@@ -86,11 +94,12 @@ def test_one_schema_per_topic_and_the_dlq_headers() -> None:
         "email.events",
         "webinar.events",
         "lead.profiles",
+        "lead.outcomes",
         "lead.qualified",
         "leadstream.dlq.headers",
     }
     assert set(contract.KIND_SCHEMAS.values()) <= names
-    assert contract.SOURCE_KINDS == ("web", "email", "webinar", "profile")
+    assert contract.SOURCE_KINDS == ("web", "email", "webinar", "profile", "outcome")
 
 
 @pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: p.name)
@@ -205,6 +214,10 @@ def test_unknown_kind_is_a_programming_error() -> None:
         ("email", with_("email", action="forwarded"), "unknown_event_type"),
         ("webinar", with_("webinar", action="left_early"), "unknown_event_type"),
         ("web", with_("web", action="scrolled"), "unknown_event_type"),
+        ("outcome", with_("outcome", outcome="ghosted"), "unknown_event_type"),
+        ("outcome", with_("outcome", amount=-1), "schema_violation"),
+        ("outcome", with_("outcome", currency="eur"), "schema_violation"),
+        ("outcome", without("outcome", "outcome"), "schema_violation"),
         ("web", with_("web", is_bot="yes"), "schema_violation"),
         ("email", with_("email", user_agent=["Mozilla"]), "schema_violation"),
         ("web", with_("web", ip="1" * 46), "schema_violation"),

@@ -158,6 +158,73 @@ cap = { count = 1, by = "webinar_id" }
 )
 
 
+#: TEST_MODEL with the sales loop: sql owned by sales with a 100 s follow-up SLA,
+#: stages only outcomes enter, outcome rules, and recycling with score resets.
+SALES_MODEL = (
+    TEST_MODEL.replace('profile = "none"\n', 'profile = "none"\noutcome = "none"\n', 1).replace(
+        'entry = { score = 80, grade = "B", bant = 2 }\nexit = { score = 65 }\n',
+        'entry = { score = 80, grade = "B", bant = 2 }\nexit = { score = 65 }\nowner = "sales"\n'
+        'sla = "100s"\n',
+        1,
+    )
+    + """
+[[sales_stages]]
+name = "accepted"
+sla = "50s"
+sla_met_by = ["contacted"]
+
+[[sales_stages]]
+name = "opportunity"
+
+[[sales_stages]]
+name = "customer"
+
+[outcomes.accepted]
+stage = "accepted"
+
+[outcomes.opportunity_created]
+stage = "opportunity"
+
+[outcomes.won]
+stage = "customer"
+
+[outcomes.rejected]
+stage = "warm"
+reset = 0.5
+
+[outcomes.lost]
+stage = "warm"
+reset = 0.0
+
+[outcomes.recycled]
+stage = "warm"
+reset = 0.5
+
+[[rules]]
+id = "o-opportunity"
+description = "Opportunity created"
+source = "outcome"
+points = 20
+match = { outcome = "opportunity_created" }
+
+[[rules]]
+id = "o-lost"
+description = "Deal lost"
+source = "outcome"
+points = -10
+match = { outcome = "lost" }
+
+[[rules]]
+id = "o-recycled-resubscribes"
+description = "Recycled to nurture: the CRM's opt-out was cleared"
+source = "outcome"
+points = 0
+match = { outcome = "recycled", reason = "resubscribed" }
+sets = { unsubscribed = false }
+"""
+)
+
+
 def small_model(text: str = TEST_MODEL) -> ScoringModel:
     return load_model_text(text, "test.toml")
 
@@ -183,6 +250,10 @@ def webinar(action: str, t: float, eid: str | None = None, **kw: object) -> dict
 
 def profile(t: float, eid: str | None = None, **attrs: object) -> dict[str, object]:
     return _ev("profile", t, eid, "L", attributes=attrs)
+
+
+def outcome(kind: str, t: float, eid: str | None = None, **kw: object) -> dict[str, object]:
+    return _ev("outcome", t, eid, "L", outcome=kind, **kw)
 
 
 def _ev(source: str, t: float, eid: str | None, lead: str, **kw: object) -> dict[str, object]:

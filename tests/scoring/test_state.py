@@ -34,8 +34,8 @@ def test_state_schema_version_and_repr() -> None:
     s, _ = apply(s, web("/blog", 3.0), small_model())
     assert repr(s) == "LeadState('L', stage='cold', clock=3.0, events_seen=1)"
     d = s.to_dict()
-    d["v"] = 5
-    with pytest.raises(ValueError, match="unsupported LeadState schema version 5"):
+    d["v"] = 6
+    with pytest.raises(ValueError, match="unsupported LeadState schema version 6"):
         LeadState.from_dict(d)
 
 
@@ -48,14 +48,19 @@ def test_to_dict_round_trip(evs: list[dict[str, Any]], more: list[dict[str, Any]
     next_change_at(s, S)
     s.applied["web.visits:0"] = 41
     d = s.to_dict()
-    assert d["v"] == 4
+    assert d["v"] == 5
     restored = LeadState.from_dict(orjson.loads(orjson.dumps(d)))
     assert restored.to_dict() == d
+    # Version 4 (before stage entry times, SLAs and resets) reads with them empty.
+    new_in_5 = ("entered", "since", "sla_due", "resets")
+    v4 = {k: v for k, v in d.items() if k not in new_in_5}
+    d = dict(d, entered={}, since=None, sla_due=None, resets=[])
+    assert LeadState.from_dict(orjson.loads(orjson.dumps(dict(v4, v=4)))).to_dict() == d
     # Version 3 (before the history, bot patterns and caps by value) reads with them
     # empty; versions 1 and 2 (before positions and the change count) with nothing
     # applied and no changes counted either.
     new_in_4 = ("caps_by", "history", "recent", "bots_filtered")
-    v3 = {k: v for k, v in d.items() if k not in new_in_4}
+    v3 = {k: v for k, v in v4.items() if k not in new_in_4}
     d = dict(d, caps_by={}, history=[], recent=[], bots_filtered=0)
     assert LeadState.from_dict(orjson.loads(orjson.dumps(dict(v3, v=3)))).to_dict() == d
     v2 = {k: v for k, v in v3.items() if k not in ("applied", "changes")}
