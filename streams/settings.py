@@ -209,8 +209,14 @@ class Settings(FromEnv):
     )
 
     @property
-    def input_topics(self) -> tuple[str, str, str, str]:
-        return (self.topic_web, self.topic_email, self.topic_webinar, self.topic_profiles)
+    def input_topics(self) -> tuple[str, str, str, str, str]:
+        return (
+            self.topic_web,
+            self.topic_email,
+            self.topic_webinar,
+            self.topic_profiles,
+            self.topic_outcomes,
+        )
 
     @property
     def fetch_max_wait_ms(self) -> int:

@@ -14,7 +14,13 @@ from tests.support import close_app_loops
 def test_defaults_need_no_environment() -> None:
     s = Settings.from_env({})
     assert s.bootstrap_servers == "127.0.0.1:9092"
-    assert s.input_topics == ("web.visits", "email.events", "webinar.events", "lead.profiles")
+    assert s.input_topics == (
+        "web.visits",
+        "email.events",
+        "webinar.events",
+        "lead.profiles",
+        "lead.outcomes",
+    )
     assert s.store == "rocksdb://"
 
 
@@ -94,7 +100,9 @@ def test_topic_roles_and_their_environment_come_from_settings() -> None:
     assert set(roles) == {"web", "email", "webinar", "profiles", "outcomes", "qualified", "dlq"}
     renamed = {role: f"t.{name}" for role, name in roles.items()}
     s = Settings.from_env(topic_env(renamed))
-    assert s.input_topics == tuple(renamed[r] for r in ("web", "email", "webinar", "profiles"))
+    assert s.input_topics == tuple(
+        renamed[r] for r in ("web", "email", "webinar", "profiles", "outcomes")
+    )
     assert (s.topic_qualified, s.topic_dlq) == (renamed["qualified"], renamed["dlq"])
 
 

@@ -199,6 +199,7 @@ class LoopTopics:
             settings.topic_email: "email",
             settings.topic_webinar: "webinar",
             settings.topic_profiles: "profile",
+            settings.topic_outcomes: "outcome",
             ticks: TICK_KIND,
         }
         return cls(kinds, settings.topic_qualified, settings.topic_dlq, repartition, ticks)
