@@ -3,7 +3,12 @@
 A fresh :class:`Metrics` per app, each on its own ``CollectorRegistry`` (injected), so
 tests read exact values with ``registry.get_sample_value`` and two apps in one process
 never share counters. Labels are bounded sets (topic, outcome, reason, stage, cause,
-partition); a lead id is never a label.
+partition, grade, model version, KPI span); a lead id is never a label.
+
+The sales funnel's live KPIs come from the stage changes the pipeline publishes:
+leads entering each stage by grade and model version (conversion between stages is
+the ratio of two stages' rates), the time from one stage to another
+(:data:`KPI_SPANS`), and follow-up SLA breaches.
 """
 
 from __future__ import annotations
@@ -21,6 +26,32 @@ _WINDOW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 4.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60
 _LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400)
 
 
+#: Seconds from one stage to another: minutes (an SLA) to a quarter (a sales cycle).
+_STAGE_BUCKETS = (
+    60,
+    300,
+    900,
+    3600,
+    4 * 3600,
+    8 * 3600,
+    86400,
+    2 * 86400,
+    7 * 86400,
+    14 * 86400,
+    30 * 86400,
+    60 * 86400,
+    90 * 86400,
+)
+#: The time-to-stage KPIs: (span label, from stage, to stage). "lead" is the lead's
+#: first event. A span from a stage is observed when the lead leaves that stage for
+#: the other directly (a lead that skipped MQL has no MQL-to-SQL time).
+KPI_SPANS: tuple[tuple[str, str, str], ...] = (
+    ("mql_to_sql", "mql", "sql"),
+    ("sql_to_accepted", "sql", "accepted"),
+    ("lead_to_opportunity", "lead", "opportunity"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Metrics:
     registry: CollectorRegistry
@@ -28,6 +59,9 @@ class Metrics:
     bots: Counter
     dlq: Counter
     transitions: Counter
+    stage_entries: Counter
+    time_to_stage: Histogram
+    sla_breaches: Counter
     batch_duration: Histogram
     batch_size: Histogram
     event_lag: Histogram
@@ -74,6 +108,28 @@ class Metrics:
                 "leadstream_transitions",
                 "Stage changes published on lead.qualified.",
                 ["from_stage", "to_stage", "cause"],
+                registry=reg,
+            ),
+            stage_entries=Counter(
+                "leadstream_stage_entries",
+                "Leads entering a stage (every cause), by the lead's grade then and the "
+                "model version that moved it: the funnel.",
+                ["stage", "grade", "model_version"],
+                registry=reg,
+            ),
+            time_to_stage=Histogram(
+                "leadstream_time_to_stage_seconds",
+                "Seconds from one stage to the next (span: mql_to_sql, sql_to_accepted, "
+                "lead_to_opportunity from the lead's first event).",
+                ["span"],
+                buckets=_STAGE_BUCKETS,
+                registry=reg,
+            ),
+            sla_breaches=Counter(
+                "leadstream_sla_breaches",
+                "Follow-up SLAs breached: a lead waited in the stage past its deadline "
+                "without an outcome meeting it.",
+                ["stage"],
                 registry=reg,
             ),
             batch_duration=Histogram(

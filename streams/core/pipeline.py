@@ -27,7 +27,7 @@ from streams.core import contract
 from streams.core.bots import SOURCES as MARKED_SOURCES
 from streams.core.bots import BotMarker, for_model
 from streams.core.partitioning import Partitioner
-from streams.metrics import Metrics
+from streams.metrics import KPI_SPANS, Metrics
 
 log = logging.getLogger("leadstream")
 
@@ -176,7 +176,7 @@ class Pipeline:
         state, transitions = advance(state, batch.now, self.model)
         state.applied[source] = position
         if transitions:
-            self._emit(batch.out, transitions, batch.now)
+            self._emit(batch.out, transitions, batch.now, state)
             delay = max(0.0, batch.now - transitions[0]["changed_at"])
             self.metrics.decay_timer_delay.observe(delay)
         touched[lead_id] = (state, msg.partition, index)
@@ -233,7 +233,7 @@ class Pipeline:
         state, transitions = apply(state, event, self.model)
         applied[source] = position
         if transitions:
-            self._emit(batch.out, transitions, batch.now)
+            self._emit(batch.out, transitions, batch.now, state)
         if state.filtered:  # this event's reason first, then earlier ones it exposed
             for reason in state.filtered:
                 _bump(batch.bot_counts, (msg.topic, reason))
@@ -260,7 +260,7 @@ class Pipeline:
             transitions = migrate(state, self.model, batch.now)
             self.metrics.migrated.inc()
             if transitions:
-                self._emit(batch.out, transitions, batch.now)
+                self._emit(batch.out, transitions, batch.now, state)
             batch.out.touched[lead_id] = (state, partition, index)
         return state
 
@@ -278,8 +278,8 @@ class Pipeline:
         batch.out.dead.append((msg.key, value, headers))
         _bump(batch.dlq_counts, (msg.topic, reason))
 
-    def _emit(self, out: BatchResult, transitions: list[Any], now: float) -> None:
-        inc = self.metrics.transitions.labels
+    def _emit(self, out: BatchResult, transitions: list[Any], now: float, state: LeadState) -> None:
+        m = self.metrics
         for transition in transitions:
             out.qualified.append(
                 (
@@ -287,7 +287,13 @@ class Pipeline:
                     contract.encode_transition(transition, emitted_at=now),
                 )
             )
-            inc(transition["from_stage"], transition["to_stage"], transition["cause"]).inc()
+            old, new = transition["from_stage"], transition["to_stage"]
+            if transition["cause"] == "sla_breach":  # an alert, not a stage change
+                m.sla_breaches.labels(new).inc()
+                continue
+            m.transitions.labels(old, new, transition["cause"]).inc()
+            m.stage_entries.labels(new, transition["grade"], transition["model_version"]).inc()
+            _observe_spans(m, transition, state)
 
     def _flush_counts(self, batch: _BatchRun) -> None:
         m = self.metrics
@@ -303,6 +309,24 @@ class Pipeline:
         step = max(1, len(lags) // 64)
         for lag in lags[::step]:
             m.event_lag.observe(lag)
+
+
+def _observe_spans(m: Metrics, transition: Any, state: LeadState) -> None:
+    """The time-to-stage KPIs a stage change completes. The state is the lead's after
+    the call that made the change: its entry time of the stage left is still that
+    stay's (a stage is entered again only by a later change)."""
+    old, new, at = transition["from_stage"], transition["to_stage"], transition["changed_at"]
+    for span, start, end in KPI_SPANS:
+        if new != end:
+            continue
+        if start == "lead":
+            since = state.since
+        elif start == old:
+            since = state.entered.get(old)
+        else:
+            continue
+        if since is not None and since <= at:
+            m.time_to_stage.labels(span).observe(at - since)
 
 
 def _bump(counts: dict[tuple[str, str], int], key: tuple[str, str]) -> None:

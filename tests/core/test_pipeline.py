@@ -328,3 +328,96 @@ def test_a_model_without_known_user_agents_marks_nothing() -> None:
     batch = [msg("web", "lead-u", "e1", url="https://x.io/demo", user_agent=GOOGLEBOT)]
     p.process(batch, now=NOW, load=lambda lead, i: None)
     assert count(p, "t.web", "scored") == 1
+
+
+# ----------------------------------------------------------------- the sales loop
+
+
+def sales_pipeline() -> Pipeline:
+    from tests.scoring.models import SALES_MODEL, small_model
+
+    return Pipeline(
+        model=small_model(SALES_MODEL),
+        metrics=Metrics.create(),
+        partitioner=Partitioner(PARTITIONS),
+        max_future_skew_s=300,
+    )
+
+
+def at(seconds_ago: float) -> int:
+    return int((NOW - seconds_ago) * 1000)
+
+
+def to_sql(lead: str) -> list[Message]:
+    """Messages taking ``lead`` to sql in SALES_MODEL (engaged, grade B, 2 BANT)."""
+    attrs = {"seniority": "vp", "budget_status": "planned", "decision_role": "decision_maker"}
+    return [
+        msg("profile", lead, f"{lead}-p", attributes=attrs, occurred_at=at(10)),
+        msg("web", lead, f"{lead}-w1", url="https://x.io/pricing", occurred_at=at(10)),
+        msg("web", lead, f"{lead}-w2", url="https://x.io/pricing", occurred_at=at(10)),
+        msg("webinar", lead, f"{lead}-wb", action="attended", webinar_id="w", occurred_at=at(10)),
+    ]
+
+
+def sample(p: Pipeline, name: str, labels: dict[str, str]) -> float:
+    return p.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_outcomes_move_the_lead_and_feed_the_funnel_kpis() -> None:
+    p = sales_pipeline()
+    lead = "lead-s1"
+    outcomes = [
+        msg("outcome", lead, "o1", outcome="accepted", owner="rep-1", occurred_at=at(6)),
+        msg("outcome", lead, "o2", outcome="opportunity_created", amount=10, occurred_at=at(4)),
+        msg("outcome", lead, "o1", outcome="accepted", occurred_at=at(6)),  # a CRM retry
+    ]
+    result = p.process([*to_sql(lead), *outcomes], now=NOW, load=lambda lead, i: None)
+    changes = [orjson.loads(v) for _, v in result.qualified]
+    assert [(c["to_stage"], c["cause"]) for c in changes] == [
+        ("warm", "event"),
+        ("mql", "event"),
+        ("sql", "event"),
+        ("accepted", "outcome"),
+        ("opportunity", "outcome"),
+    ]
+    assert count(p, "t.outcome", "scored") == 2 and count(p, "t.outcome", "duplicate") == 1
+    entries = "leadstream_stage_entries_total"
+    for stage in ("sql", "accepted", "opportunity"):
+        assert sample(p, entries, {"stage": stage, "grade": "B", "model_version": "7"}) == 1
+    spans = "leadstream_time_to_stage_seconds"
+    assert sample(p, spans + "_count", {"span": "sql_to_accepted"}) == 1
+    assert sample(p, spans + "_sum", {"span": "sql_to_accepted"}) == pytest.approx(4.0, abs=0.01)
+    assert sample(p, spans + "_sum", {"span": "lead_to_opportunity"}) == pytest.approx(
+        6.0, abs=0.01
+    )
+    assert sample(p, spans + "_count", {"span": "mql_to_sql"}) == 1
+
+
+def test_an_sla_breach_is_published_by_a_tick_and_counted_not_as_a_stage_change() -> None:
+    p = sales_pipeline()
+    lead = "lead-s2"
+    state = p.process(to_sql(lead), now=NOW, load=lambda lead, i: None).touched[lead][0]
+    due = next_change_at(state, p.model)
+    assert due == pytest.approx(NOW - 10 + 100, abs=0.01)  # the SLA: 100 s in sql
+    tick = Message(
+        "ticks", Partitioner(PARTITIONS).partition_of(lead), 0, lead.encode(), b"", TICK_KIND
+    )
+    later = p.process([tick], now=due + 1, load=lambda lead, i: state)
+    [breach] = [orjson.loads(v) for _, v in later.qualified]
+    assert (breach["from_stage"], breach["to_stage"], breach["cause"]) == (
+        "sql",
+        "sql",
+        "sla_breach",
+    )
+    assert breach["direction"] == "none"
+    assert sample(p, "leadstream_sla_breaches_total", {"stage": "sql"}) == 1
+    labels = {"from_stage": "sql", "to_stage": "sql", "cause": "sla_breach"}
+    assert sample(p, "leadstream_transitions_total", labels) == 0
+
+
+def test_an_unknown_outcome_is_a_dead_letter() -> None:
+    p = sales_pipeline()
+    bad = msg("outcome", "lead-s3", "o9", outcome="ghosted")
+    result = p.process([bad], now=NOW, load=lambda lead, i: None)
+    [(_, _, headers)] = result.dead
+    assert dict(headers)["leadstream.dlq.reason"] == b"unknown_event_type"

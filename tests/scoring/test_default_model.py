@@ -201,7 +201,8 @@ def test_webinar_attendance_counts_once_per_webinar() -> None:
     evs.append(ev("webinar", T0 + 100, action="attended", webinar_id="wbn-2", minutes_attended=10))
     s, _ = journey(evs)
     assert breakdown_at(s, M, T0 + 100) == pytest.approx(
-        {"web": 0.0, "email": 0.0, "webinar": 40.0, "negative": 0.0, "profile": 0.0}, abs=1e-3
+        {"web": 0.0, "email": 0.0, "webinar": 40.0, "negative": 0.0, "profile": 0.0, "sales": 0.0},
+        abs=1e-3,
     )
 
 

@@ -23,6 +23,18 @@ def test_default_model_loads_with_the_documented_shape() -> None:
         "webinar": 60 * 86400,
         "negative": 30 * 86400,
         "profile": None,
+        "sales": 90 * 86400,
+    }
+    assert [s.name for s in m.stages if s.sales] == ["sql"]
+    assert m.stages[3].sla == 4 * 3600
+    assert m.sales_stages == {"sql", "accepted", "opportunity", "customer"}
+    assert {o: (mv.stage, mv.reset) for o, mv in m.outcome_moves.items()} == {
+        "accepted": ("accepted", 1.0),
+        "opportunity_created": ("opportunity", 1.0),
+        "won": ("customer", 1.0),
+        "rejected": ("warm", 0.5),
+        "recycled": ("warm", 0.5),
+        "lost": ("warm", 0.25),
     }
     assert {d.id: d.stage for d in m.disqualifiers} == {
         "spam-report": "disqualified",
