@@ -23,6 +23,11 @@ model to ``model`` before anything reads it:
   ``model_change`` and an id deterministic in the lead, the stages and the model's
   fingerprint: re-done after a crash, it is the same message. A renamed stage's
   transition names the stage by its new name.
+- **The sales loop.** A lead in a stage the new model gives to sales stays in it; a
+  lead in a ``[[sales_stages]]`` stage the new model no longer has is evaluated from
+  the bottom. A pending follow-up SLA takes the new model's deadline from the lead's
+  entry into the stage (none if the stage has no SLA any more); an SLA already met or
+  breached stays so. Stage entry times and score resets are kept.
 - **Not exact, and how it is handled:** a changed half-life applies from each
   accumulator's anchor (the lead's latest event) on: what decayed before stays
   decayed at the old rate. A changed cap applies to events from now on; events
@@ -108,4 +113,16 @@ def _migrate_stage(state: LeadState, model: ScoringModel, at: float) -> list[Tra
     state.stage = model.renamed_stages.get(state.stage, state.stage)
     key = f"model:{model.fingerprint}"
     change = _settle(state, model, at, "model_change", None, True, key=key)
+    if change is None:
+        _migrate_sla(state, model)
     return [] if change is None else [change]
+
+
+def _migrate_sla(state: LeadState, model: ScoringModel) -> None:
+    """A pending SLA of a lead that stays in its stage, under the new model's terms
+    (a stage change set the new stage's own already)."""
+    if state.sla_due is None:
+        return
+    st = model.stage_by_name.get(state.stage)
+    since = state.entered.get(state.stage)
+    state.sla_due = since + st.sla if st is not None and st.sla and since is not None else None

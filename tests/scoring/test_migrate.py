@@ -276,3 +276,47 @@ def test_cap_windows_follow_the_kind_of_cap_and_history_stays() -> None:
     migrate(s, small_model(b_text), 1.0)
     assert s.caps_by == {} and s.caps == {}
     assert s.history[: len(history)] == history
+
+
+# ------------------------------------------------------------------ the sales loop
+
+
+def _sql_lead(model: ScoringModel) -> LeadState:
+    from .models import profile
+
+    s = LeadState("L")
+    attrs = {"seniority": "vp", "budget_status": "planned", "decision_role": "decision_maker"}
+    for e in [
+        profile(0.0, "p", **attrs),
+        web("/pricing", 0.1, "w1"),
+        web("/pricing", 0.2, "w2"),
+        webinar("attended", 0.3, "wb"),
+    ]:
+        s, _ = apply(s, e, model)
+    return s
+
+
+def test_a_pending_sla_follows_the_new_models_deadline_and_sales_stages_hold() -> None:
+    from .models import SALES_MODEL
+
+    a = small_model(SALES_MODEL)
+    s = _sql_lead(a)
+    assert s.stage == "sql" and s.sla_due == pytest.approx(100.3)
+    b = small_model(SALES_MODEL.replace('sla = "100s"', 'sla = "30s"', 1))
+    assert migrate(s, b, 5.0) == []  # sales own sql under b too: no move
+    assert s.sla_due == pytest.approx(30.3)
+    c = small_model(SALES_MODEL.replace('sla = "100s"\n', "", 1))
+    assert migrate(s, c, 6.0) == [] and s.sla_due is None
+
+
+def test_a_lead_in_a_sales_stage_the_new_model_dropped_is_evaluated_from_the_bottom() -> None:
+    from .models import SALES_MODEL, outcome
+
+    a = small_model(SALES_MODEL)
+    s = _sql_lead(a)
+    s, _ = apply(s, outcome("won", 1.0, "won"), a)
+    assert s.stage == "customer"
+    changes = migrate(s, small_model(TEST_MODEL), 2.0)
+    assert [(c["from_stage"], c["to_stage"], c["cause"]) for c in changes] == [
+        ("customer", "mql", "model_change")  # by its score at 2 s, from the bottom
+    ]
