@@ -354,6 +354,7 @@ def test_rules_cover_the_alerts_we_promised(rules: list[dict[str, Any]]) -> None
         "LeadstreamDLQRateHigh",
         "LeadstreamConsumerLagGrowing",
         "LeadstreamDecayTimersLate",
+        "LeadstreamSLABreaches",
     } <= alerts
     for rule in rules:
         if "alert" in rule:
@@ -375,3 +376,23 @@ def test_dashboard_queries_known_series(rules: list[dict[str, Any]]) -> None:
     queried = {name for expr in exprs for name in promql_metric_names(expr)}
     for topic in ("events", "dlq", "transitions", "consumer_lag", "event_lag"):
         assert any(topic in name for name in queried), f"no panel shows {topic}"
+
+
+def test_the_funnel_panels_read_the_kpis_through_their_recording_rules(
+    rules: list[dict[str, Any]],
+) -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "leadstream.json").read_text())
+    exprs = {t["expr"] for panel in dashboard["panels"] for t in panel["targets"]}
+    queried = {name for expr in exprs for name in promql_metric_names(expr)}
+    by_record = {rule["record"]: rule["expr"] for rule in rules if "record" in rule}
+    seen = queried | {n for name in queried for n in promql_metric_names(by_record.get(name, ""))}
+    for series in (
+        "leadstream_stage_entries_total",
+        "leadstream_time_to_stage_seconds_bucket",
+        "leadstream_sla_breaches_total",
+    ):
+        assert series in seen, f"no panel shows {series}"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    breach = next(rule for rule in rules if rule.get("alert") == "LeadstreamSLABreaches")
+    assert "leadstream_sla_breaches_total" in promql_metric_names(breach["expr"])
