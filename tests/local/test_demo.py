@@ -1,10 +1,32 @@
-"""The demo's seed: fixed when asked for, new on every run otherwise."""
+"""The demo: its seed (fixed when asked for, new on every run otherwise), and the
+outcomes it publishes as a CRM sync would."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import math
+import os
+import re
+import signal
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+
 from streams.cli import _build_parser, _local_tooling
-from streams.local.demo import pick_seed
+from streams.core import contract
+from streams.core.partitioning import Partitioner
+from streams.local.crm import CrmSync, OutcomeMessage, plan
+from streams.local.demo import pick_seed, run_demo
+from streams.local.verify import read_topic
 from streams.local.workload import DemoTraffic
+from streams.settings import Settings
+from streams.topics import ensure_topics_async
+from tests.integration.harness import Topics, produce
 
 
 def test_a_given_seed_is_kept() -> None:
@@ -18,3 +40,167 @@ def test_runs_without_a_seed_send_new_event_ids() -> None:
     first, second = (DemoTraffic(n_leads=50, seed=pick_seed(None), start=0.0) for _ in range(2))
     ids = [{m.value for m in (t.next_message(1.0 + i) for i in range(20))} for t in (first, second)]
     assert ids[0].isdisjoint(ids[1])
+
+
+# ------------------------------------------------------------- outcomes (CRM sync)
+
+
+def sql_change(lead: str, grade: str = "A", to_stage: str = "sql", direction: str = "up") -> dict:
+    return {"lead_id": lead, "to_stage": to_stage, "direction": direction, "grade": grade}
+
+
+def journeys(sync: CrmSync, n: int, grade: str, at: float = 0.0) -> list[OutcomeMessage]:
+    for i in range(n):
+        sync.observe(sql_change(f"lead-{grade}-{i:04d}", grade), at)
+    return sync.due(math.inf)
+
+
+def test_a_lead_reaching_sql_gets_a_journey_that_follows_a_sales_process() -> None:
+    sync = CrmSync(seed=3)
+    messages = journeys(sync, 400, "B")
+    by_lead: dict[str, list[str]] = {}
+    for m in messages:
+        by_lead.setdefault(m.lead_id, []).append(m.outcome)
+    allowed = re.compile(
+        r"rejected( recycled)?"
+        r"|accepted( contacted)?( recycled| opportunity_created (won|lost( recycled)?))?"
+    )
+    assert len(by_lead) == 400
+    for lead, outcomes in by_lead.items():
+        assert allowed.fullmatch(" ".join(outcomes)), (lead, outcomes)
+    seen = {m.outcome for m in messages}
+    assert seen == {
+        "accepted",
+        "rejected",
+        "contacted",
+        "opportunity_created",
+        "won",
+        "lost",
+        "recycled",
+    }
+
+
+def test_outcome_messages_are_valid_as_a_crm_sync_publishes_them() -> None:
+    for m in journeys(CrmSync(seed=4), 200, "A", at=1_790_000_000.0):
+        value = orjson.loads(m.value)
+        assert value["lead_id"] == m.lead_id and value["outcome"] == m.outcome
+        assert contract.parse_time(value["occurred_at"]) == pytest.approx(m.due, abs=0.001)
+        assert 0 < len(value["event_id"]) <= 128
+        if m.outcome in ("rejected", "lost", "recycled"):
+            assert value["reason"]
+        if m.outcome in ("opportunity_created", "won", "lost"):
+            assert value["amount"] > 0 and value["currency"] == "USD"
+            assert value["opportunity_id"] == f"opp-{m.lead_id}-1"
+    ids = [orjson.loads(m.value)["event_id"] for m in journeys(CrmSync(seed=4), 200, "C")]
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_converts_better_than_c() -> None:
+    def rates(grade: str) -> tuple[float, float]:
+        outcomes = Counter(m.outcome for m in journeys(CrmSync(seed=5), 1000, grade))
+        return outcomes["accepted"] / 1000, outcomes["won"] / 1000
+
+    (a_accepted, a_won), (c_accepted, c_won) = rates("A"), rates("C")
+    # 0.85 and 0.45 accepted; 0.85 * 0.65 * 0.55 = 0.30 and 0.45 * 0.25 * 0.25 = 0.03 won.
+    assert a_accepted == pytest.approx(0.85, abs=0.04)
+    assert c_accepted == pytest.approx(0.45, abs=0.04)
+    assert a_won == pytest.approx(0.30, abs=0.04) and c_won == pytest.approx(0.03, abs=0.02)
+
+
+def test_the_same_stage_changes_give_the_same_outcomes_in_any_order() -> None:
+    changes = [sql_change(f"lead-{i:03d}", "ABCD"[i % 4]) for i in range(60)]
+    first, second = CrmSync(seed=9), CrmSync(seed=9)
+    for c in changes:
+        first.observe(c, 100.0)
+    for c in reversed(changes):
+        second.observe(c, 100.0)
+    messages = first.due(math.inf)
+    assert messages and sorted(messages) == sorted(second.due(math.inf))
+    other = CrmSync(seed=10)  # another run: other ids, or the worker would drop them
+    for c in changes:
+        other.observe(c, 100.0)
+    assert {m.value for m in other.due(math.inf)}.isdisjoint(m.value for m in messages)
+
+
+def test_outcomes_come_when_due_each_once_after_a_short_delay() -> None:
+    sync = CrmSync(seed=2)
+    scheduled = sync.observe(sql_change("lead-1"), 1000.0)
+    assert scheduled == sync.pending >= 1
+    assert sync.due(1000.0 + 1.9) == []  # the decision takes 2 s at least
+    nxt = sync.next_due()
+    assert nxt is not None and 1002.0 <= nxt <= 1008.0
+    first = sync.due(nxt)
+    assert first[0].outcome in ("accepted", "rejected")
+    rest = sync.due(math.inf)
+    assert len(first) + len(rest) == scheduled and sync.pending == 0 and sync.next_due() is None
+    assert [m.due for m in first + rest] == sorted(m.due for m in first + rest)
+
+
+def test_only_a_move_up_into_sql_starts_a_journey_and_one_at_a_time() -> None:
+    sync = CrmSync(seed=1, max_journeys=2)
+    assert sync.observe(sql_change("x", to_stage="mql"), 0.0) == 0
+    assert sync.observe(sql_change("x", direction="down"), 0.0) == 0
+    assert sync.observe({"to_stage": "sql", "direction": "up"}, 0.0) == 0
+    assert sync.observe("not an object", 0.0) == 0
+    assert sync.observe(sql_change("x"), 0.0) > 0
+    assert sync.observe(sql_change("x"), 1.0) == 0  # its journey is under way
+    sync.due(math.inf)
+    assert sync.observe(sql_change("x"), 100.0) > 0  # recycled and qualified again
+    sync.due(math.inf)
+    assert sync.observe(sql_change("x"), 200.0) == 0  # at most max_journeys
+    assert sync.ignored == 2 and sync.journeys == {"x": 2}
+
+
+def test_the_leads_it_remembers_are_bounded() -> None:
+    sync = CrmSync(seed=1, max_leads=3)
+    started = [sync.observe(sql_change(f"l{i}"), 0.0) > 0 for i in range(5)]
+    assert started == [True, True, True, False, False]
+    assert len(sync.journeys) == 3 and sync.ignored == 2
+
+
+def test_delays_scale() -> None:
+    quick = plan(7, "lead-1", "A", delay_scale=0.01)
+    slow = plan(7, "lead-1", "A")
+    assert [s.outcome for s in quick] == [s.outcome for s in slow]
+    assert quick[-1].after == pytest.approx(slow[-1].after / 100, abs=0.01)
+
+
+@pytest.mark.integration
+async def test_the_demo_publishes_a_sql_leads_outcomes_and_stops_on_sigterm(
+    kafka_bootstrap: str,
+) -> None:
+    topics = Topics(f"crm-{uuid.uuid4().hex[:8]}")
+    env = {**topics.env, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "LEADSTREAM_PARTITIONS": "2"}
+    settings = Settings.from_env(env)
+    await ensure_topics_async(kafka_bootstrap, {topics.qualified: 2})
+    lead, seed = "lead-crm-1", 11
+    change = {**sql_change(lead, "A"), "sequence": 3, "model_id": "m", "model_version": "1"}
+    await produce(kafka_bootstrap, [(topics.qualified, lead.encode(), orjson.dumps(change))])
+    expected = [s.outcome for s in plan(seed, lead, "A", delay_scale=0.01)]
+
+    out = io.StringIO()
+    demo = asyncio.create_task(
+        run_demo(
+            settings,
+            rate=5,
+            leads=5,
+            duration=0,
+            seed=seed,
+            out=out,
+            outcome_delay_scale=0.01,
+            outcomes_since=time.time() - 60,
+        )
+    )
+    deadline = time.monotonic() + 60
+    records: list[Any] = []
+    while [orjson.loads(r.value)["outcome"] for r in records] != expected:
+        assert not demo.done(), out.getvalue()
+        assert time.monotonic() < deadline, (expected, records, out.getvalue())
+        await asyncio.sleep(0.2)  # polling the topic, with a deadline
+        records = await read_topic(kafka_bootstrap, topics.outcomes)
+    assert {r.key for r in records} == {lead.encode()}
+    assert {r.partition for r in records} == {Partitioner(2).partition_of(lead)}
+
+    os.kill(os.getpid(), signal.SIGTERM)  # run_demo's handler takes it, as in `make run`
+    assert await asyncio.wait_for(demo, 15) == 0
+    assert out.getvalue().splitlines()[-1].endswith(f"outcomes {len(expected)}")
