@@ -260,7 +260,10 @@ class SalesReport:
     last_at: float | None
 
     def cohorts(self) -> list[tuple[str, Cohort]]:
-        """``all models`` first, then each model version."""
+        """``all models`` first, then each model version; the one model version alone
+        when only one published (the two would show the same)."""
+        if len(self.models) == 1:
+            return list(self.models.items())
         return [(ALL_MODELS, self.overall), *self.models.items()]
 
 

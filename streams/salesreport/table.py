@@ -73,7 +73,7 @@ def print_report(console: Console, report: SalesReport) -> None:
     for outcome in REASONED:
         reasons = rows.reason_rows(report, outcome)
         if reasons:
-            title = f"Why {outcome}: the top {rows.TOP_N}"
+            title = f"Why {outcome}: the top {rows.TOP_N} reasons ({outcome} outcomes)"
             console.print(_counts(title, reasons, names))
 
 

@@ -151,6 +151,11 @@ def test_two_model_versions_are_kept_apart_and_add_up() -> None:
     assert spread(report.overall.milestones["MQL → SQL"]).n == 44
 
 
+def test_one_model_version_is_shown_alone() -> None:
+    report = compute(history_of(known()))
+    assert report.cohorts() == [("leadstream-default v1.0.0", report.overall)]
+
+
 def test_a_lead_belongs_to_the_model_that_made_it_an_mql() -> None:
     records = [
         change("x", 1, "warm", T0, model=MODEL),
