@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, err: TextIO | None = None) -> int:
     err = err or sys.stderr
     try:
         _need_extra()
-        _report(args)
+        _report(args, err)
     except CommandError as exc:
         print(f"{PROG}: {exc}", file=err)
         return exc.code
@@ -73,7 +73,7 @@ def _need_extra() -> None:
         raise CommandError(f"needs {' and '.join(missing)}: {EXTRA_HINT}")
 
 
-def _report(args: argparse.Namespace) -> None:
+def _report(args: argparse.Namespace, err: TextIO) -> None:
     from rich.console import Console
 
     from streams.salesreport.htmlreport import write_html
@@ -89,7 +89,7 @@ def _report(args: argparse.Namespace) -> None:
         paths: list[Path] = args.from_export or []
         if args.from_topics:
             out = args.save_export or Path(tmp) / "topics.jsonl"
-            _snapshot(out, bars.records)
+            _snapshot(out, bars.records, err)
             paths = [out]
         bars.start_file(sum(p.stat().st_size for p in paths))
         history = _read(paths, bars.file_bytes)
@@ -117,7 +117,7 @@ def _check_paths(args: argparse.Namespace) -> None:
             raise CommandError(f"{path.parent}: no such directory")
 
 
-def _snapshot(out: Path, on_progress: OnProgress) -> None:
+def _snapshot(out: Path, on_progress: OnProgress, err: TextIO) -> None:
     from streams.modelpreview.export import ExportError
     from streams.salesreport.read import export_report_topics
 
@@ -130,7 +130,7 @@ def _snapshot(out: Path, on_progress: OnProgress) -> None:
     except ExportError as exc:
         raise CommandError(str(exc)) from None
     for topic in missing:
-        print(f"{PROG}: topic {topic} does not exist: no outcomes to count", file=sys.stderr)
+        print(f"{PROG}: topic {topic} does not exist: no outcomes to count", file=err)
 
 
 def _read(paths: list[Path], on_bytes: OnBytes) -> History:
