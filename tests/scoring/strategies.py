@@ -61,3 +61,32 @@ def events(
             ev["attributes"] = {k: draw(st.sampled_from(ATTRS[k])) for k in keys}
         out.append(ev)
     return out
+
+
+#: Outcomes that reset no score: with only these, the score is a function of the set
+#: of events, whatever their order.
+KEEPING_OUTCOMES = ["accepted", "contacted", "opportunity_created", "won"]
+ALL_OUTCOMES = [*KEEPING_OUTCOMES, "rejected", "lost", "recycled"]
+
+
+@st.composite
+def events_with_outcomes(
+    draw: Any, outcomes: list[str], max_outcomes: int = 5
+) -> list[dict[str, Any]]:
+    """``events()`` with 1 to ``max_outcomes`` CRM outcomes (times 0-60 s) mixed in."""
+    evs: list[dict[str, Any]] = draw(events())
+    for i in range(draw(st.integers(1, max_outcomes))):
+        t = draw(st.floats(0.0, 60.0, allow_nan=False).map(lambda x: round(x, 3)))
+        kind = draw(st.sampled_from(outcomes))
+        reason = draw(st.sampled_from(["bad timing", "resubscribed"]))
+        evs.append(
+            {
+                "event_id": f"o{i}",
+                "lead_id": "L",
+                "source": "outcome",
+                "time": t,
+                "outcome": kind,
+                "reason": reason,
+            }
+        )
+    return evs

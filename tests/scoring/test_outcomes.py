@@ -16,8 +16,8 @@ from scoring.engine import score_at, snapshot
 from scoring.nextchange import next_change_by, no_crossing_before
 
 from .models import SALES_MODEL, email, outcome, profile, small_model, web, webinar
+from .strategies import ALL_OUTCOMES, KEEPING_OUTCOMES, events_with_outcomes
 from .strategies import EXAMPLES as N
-from .strategies import events
 
 M = small_model(SALES_MODEL)
 
@@ -252,27 +252,13 @@ def test_the_first_stage_cannot_belong_to_sales() -> None:
 
 # -------------------------------------------------------------------- properties
 
-#: Outcomes that reset no score: the score is a function of the set of events.
-KEEPING = ["accepted", "contacted", "opportunity_created", "won"]
-ALL = [*KEEPING, "rejected", "lost", "recycled"]
-
-
-@st.composite
-def with_outcomes(draw: Any, kinds: list[str]) -> list[dict[str, Any]]:
-    evs = draw(events())
-    n = draw(st.integers(1, 5))
-    for i in range(n):
-        t = draw(st.floats(0.0, 60.0, allow_nan=False).map(lambda x: round(x, 3)))
-        evs.append(outcome(draw(st.sampled_from(kinds)), t, f"o{i}", reason="bad timing"))
-    return evs
-
 
 def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
 @settings(max_examples=N, deadline=None)
-@given(with_outcomes(KEEPING), st.randoms(use_true_random=False))
+@given(events_with_outcomes(KEEPING_OUTCOMES), st.randoms(use_true_random=False))
 def test_order_independence_with_outcomes(evs: list[dict[str, Any]], rnd: random.Random) -> None:
     shuffled = list(evs)
     rnd.shuffle(shuffled)
@@ -284,7 +270,7 @@ def test_order_independence_with_outcomes(evs: list[dict[str, Any]], rnd: random
 
 
 @settings(max_examples=N, deadline=None)
-@given(with_outcomes(ALL), st.data())
+@given(events_with_outcomes(ALL_OUTCOMES), st.data())
 def test_duplicates_are_idempotent_with_outcomes(evs: list[dict[str, Any]], data: Any) -> None:
     mixed = list(evs)
     for d in data.draw(st.lists(st.sampled_from(evs), max_size=10)):
