@@ -39,6 +39,7 @@ def diff_models(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         if before != after:
             out.append(f"BANT {key}: {before} -> {after} (recomputed from stored profiles)")
     out += _stages(old.get("stages", []), new.get("stages", []))
+    out += _sales(old, new)
     out += _by_id(
         "disqualifier", old.get("disqualifiers", []), new.get("disqualifiers", []), _plain
     )
@@ -143,13 +144,46 @@ def _stages(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
             continue
         out += [
             f"stage {name}: {key} {was.get(key)} -> {stage.get(key)} (stored leads re-evaluated)"
-            for key in ("entry", "exit")
+            for key in ("entry", "exit", "owner")
             if was.get(key) != stage.get(key)
         ]
+        out += _sla(f"stage {name}", was, stage)
     names = {s.get("name") for s in new}
     out += [
         f"stage {name}: removed (its leads evaluated from the bottom)"
         for name in before
         if name not in names and name not in renamed
+    ]
+    return out
+
+
+def _sla(where: str, was: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{where}: {key} {was.get(key)} -> {now.get(key)} (pending SLAs take the new deadline)"
+        for key in ("sla", "sla_met_by")
+        if was.get(key) != now.get(key)
+    ]
+
+
+def _sales(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``[[sales_stages]]`` and ``[outcomes]``: what outcomes do from now on."""
+    out: list[str] = []
+    before = {s.get("name"): s for s in old.get("sales_stages", [])}
+    after = {s.get("name"): s for s in new.get("sales_stages", [])}
+    for name, stage in after.items():
+        if name not in before:
+            out.append(f"sales stage {name}: added")
+        else:
+            out += _sla(f"sales stage {name}", before[name], stage)
+    out += [
+        f"sales stage {name}: removed (its leads evaluated from the bottom)"
+        for name in before
+        if name not in after
+    ]
+    moves_old, moves_new = old.get("outcomes", {}), new.get("outcomes", {})
+    out += [
+        f"outcomes.{key}: {moves_old.get(key)} -> {moves_new.get(key)} (outcomes from now on)"
+        for key in sorted(set(moves_old) | set(moves_new))
+        if moves_old.get(key) != moves_new.get(key)
     ]
     return out

@@ -189,3 +189,24 @@ def test_a_state_of_another_model_is_due_at_once() -> None:
     assert next_change_from_raw(encode_state(state), DEFAULT) == next_change_at(state, DEFAULT)
     state.model = "0123456789abcdef"
     assert next_change_from_raw(encode_state(state), DEFAULT) == DUE_NOW
+
+
+def test_a_pending_sla_is_the_due_time_the_stored_tail_gives() -> None:
+    from tests.scoring.models import SALES_MODEL, profile, web, webinar
+
+    model = small_model(SALES_MODEL)
+    s = LeadState("L")
+    attrs = {"seniority": "vp", "budget_status": "planned", "decision_role": "decision_maker"}
+    for e in [profile(0.0, "p", **attrs), web("/pricing", 0.1, "w1"), web("/pricing", 0.2, "w2")]:
+        s, _ = apply(s, e, model)
+    s, _ = apply(s, webinar("attended", 0.3, "wb"), model)
+    assert s.stage == "sql"  # sales own it: no decay change, only the SLA at 100.3
+    raw = encode_state(s)
+    assert next_change_from_raw(raw, model) == pytest.approx(100.3)
+    next_change_at(s, model)  # cached: the tail is read without decoding
+    raw = encode_state(s)
+    assert due_from_raw(raw) == pytest.approx(100.3)
+    back = decode_state(raw)
+    assert next_change_at(back, model) == pytest.approx(100.3)
+    back, ts = advance(back, 200.0, model)
+    assert [t["cause"] for t in ts] == ["sla_breach"]

@@ -58,3 +58,27 @@ def test_caps_bots_history_and_unless_are_named() -> None:
         "bots.email_click_gap: None -> 2s (NOT exact: applies to events from now on)",
         "settings.history_size: None -> 20",
     ]
+
+
+def test_the_sales_loop_differences_are_listed() -> None:
+    from scoring.modeldiff import diff_models
+
+    old = {
+        "stages": [{"name": "sql", "owner": "sales", "sla": "4h"}],
+        "sales_stages": [{"name": "accepted"}, {"name": "customer"}],
+        "outcomes": {"rejected": {"stage": "warm", "reset": 0.5}},
+    }
+    new = {
+        "stages": [{"name": "sql", "sla": "2h"}],
+        "sales_stages": [{"name": "accepted", "sla": "1d"}, {"name": "opportunity"}],
+        "outcomes": {"rejected": {"stage": "warm", "reset": 0.25}},
+    }
+    assert diff_models(old, new) == [
+        "stage sql: owner sales -> None (stored leads re-evaluated)",
+        "stage sql: sla 4h -> 2h (pending SLAs take the new deadline)",
+        "sales stage accepted: sla None -> 1d (pending SLAs take the new deadline)",
+        "sales stage opportunity: added",
+        "sales stage customer: removed (its leads evaluated from the bottom)",
+        "outcomes.rejected: {'stage': 'warm', 'reset': 0.5} -> {'stage': 'warm', 'reset': 0.25} "
+        "(outcomes from now on)",
+    ]
