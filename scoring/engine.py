@@ -780,6 +780,10 @@ def snapshot(state: LeadState, model: ScoringModel, now: float) -> dict[str, Any
         "fit_reasons": fit_reasons(s, model),
         "clock": s.clock,
         "next_change_at": nc,
+        # the follow-up SLA the lead is waiting on (None: none pending), and when it
+        # entered its stage (None: never recorded, e.g. its first stage)
+        "sla_due": s.sla_due,
+        "stage_entered_at": s.entered.get(s.stage),
         "events_seen": s.events_seen,
         "bots_filtered": s.bots_filtered,
         "model_id": model.id,

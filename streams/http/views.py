@@ -62,7 +62,7 @@ def lead_view_body(ls: Leadstream, lead_id: str, now: float) -> dict[str, Any] |
     if state is None:
         return None
     body = readable_points(snapshot(state, ls.model, now))
-    for key in ("clock", "next_change_at"):
+    for key in ("clock", "next_change_at", "sla_due", "stage_entered_at"):
         if isinstance(body.get(key), float):
             body[key] = format_time(body[key])
     return body

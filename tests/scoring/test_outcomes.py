@@ -131,7 +131,9 @@ def test_an_outcome_the_stage_does_not_name_leaves_the_sla_running() -> None:
 
 def test_snapshot_reports_the_sla_as_the_next_change() -> None:
     s, _ = to_sql()
-    assert snapshot(s, M, 50.0)["next_change_at"] == pytest.approx(100.3)
+    view = snapshot(s, M, 50.0)
+    assert view["next_change_at"] == view["sla_due"] == pytest.approx(100.3)
+    assert view["stage_entered_at"] == 0.3
 
 
 # ----------------------------------------------------------------- the full loop
