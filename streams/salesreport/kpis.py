@@ -171,11 +171,16 @@ class Cohort:
         """Count one lead (its changes and outcomes ordered, without repeats)."""
         self.leads += 1
         reached = journey.reached
-        self.reached.update(s for s in FUNNEL if s in reached)
+        counts = self.reached
+        for stage in FUNNEL:
+            if stage in reached:
+                counts[stage] += 1
         _along(self.funnel, FUNNEL, reached)
         if journey.grade is not None:
-            counts = self.grades.setdefault(journey.grade, [0] * len(GRADE_FUNNEL))
-            _along(counts, GRADE_FUNNEL, reached)
+            by_grade = self.grades.get(journey.grade)
+            if by_grade is None:
+                by_grade = self.grades[journey.grade] = [0] * len(GRADE_FUNNEL)
+            _along(by_grade, GRADE_FUNNEL, reached)
             if "opportunity" in reached:
                 self.mql_opportunities += 1
                 self.grade_opportunities[journey.grade] += 1
@@ -190,16 +195,23 @@ class Cohort:
         self._add_outcomes(outcomes)
 
     def _add_stages(self, changes: Sequence[Change]) -> None:
-        self.entering.update({c.to_stage for c in changes})
-        self.entries.update(c.to_stage for c in changes)
+        entries, stays = self.entries, self.stays
+        for c in changes:
+            entries[c.to_stage] += 1
+        for stage in {c.to_stage for c in changes}:
+            self.entering[stage] += 1
         for this, after in pairwise(changes):
             # A gap in the numbers is a change not in the input: this stay's end is unknown.
             if after.sequence == this.sequence + 1 and after.at >= this.at:
-                self.stays.setdefault(this.to_stage, []).append(after.at - this.at)
+                stay = stays.get(this.to_stage)
+                if stay is None:
+                    stay = stays[this.to_stage] = []
+                stay.append(after.at - this.at)
         self.open_stays[changes[-1].to_stage] += 1
 
     def _add_outcomes(self, outcomes: Sequence[Outcome]) -> None:
-        self.outcome_leads.update({o.outcome for o in outcomes})
+        for outcome in {o.outcome for o in outcomes}:
+            self.outcome_leads[outcome] += 1
         for o in outcomes:
             if o.outcome in self.reasons:
                 self.reasons[o.outcome][o.reason or NO_REASON] += 1
@@ -280,7 +292,10 @@ def compute(history: History, stages: FunnelStages | None = None) -> SalesReport
         changes = unique_changes(history.changes[lead])
         outcomes = unique_outcomes(history.outcomes.get(lead, ()))
         journey = journey_of(changes, outcomes, stages)
-        models.setdefault(journey.model, Cohort()).add(journey, changes, outcomes)
+        cohort = models.get(journey.model)
+        if cohort is None:
+            cohort = models[journey.model] = Cohort()
+        cohort.add(journey, changes, outcomes)
         for c in changes:
             if c.at < first_seen.get(c.model, math.inf):
                 first_seen[c.model] = c.at

@@ -11,7 +11,9 @@ model export and a report export can be read together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,23 @@ def read_exports(paths: Sequence[Path], on_bytes: OnBytes | None = None) -> Hist
     export record, and ``OSError`` for a file that cannot be read.
     """
     history = History()
-    for path in paths:
-        _read_file(path, history, on_bytes)
+    with _no_cyclic_gc():
+        for path in paths:
+            _read_file(path, history, on_bytes)
     return history
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Python's cyclic collector off: every record read is kept, and it went over them
+    again and again for nothing (3 of 10 s reading 1M stage changes)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _read_file(path: Path, history: History, on_bytes: OnBytes | None) -> None:

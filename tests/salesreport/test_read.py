@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 from pathlib import Path
 
 import orjson
@@ -76,3 +77,16 @@ def test_the_topics_a_report_reads_follow_the_settings() -> None:
         {"LEADSTREAM_TOPIC_QUALIFIED": "q", "LEADSTREAM_TOPIC_OUTCOMES": "o"}
     )
     assert report_topics(settings) == {"q": "qualified", "o": "outcome"}
+
+
+def test_the_cyclic_collector_is_back_as_it_was_after_reading(tmp_path: Path) -> None:
+    path = write_export(tmp_path / "x.jsonl", [change("a", 1, "mql", T0)])
+    assert gc.isenabled()
+    read_exports([path])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read_exports([path])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
