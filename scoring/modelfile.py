@@ -642,8 +642,10 @@ class _Builder:
             spec = self.table(spec, loc)
             self.keys(spec, loc, ("stage", "reset"))
             stage = self.string(spec, "stage", loc, None)
-            if stage and stage not in m.stage_by_name and stage not in m.forced_stages:
-                known = ", ".join([*m.stage_by_name, *sorted(m.forced_stages)])
+            # Not a forced stage: only a disqualifier holds a lead there, and the
+            # lead's next event would take it out again.
+            if stage and stage not in m.stage_by_name:
+                known = ", ".join(m.stage_by_name)
                 self.err(f"{loc}.stage: unknown stage {stage!r} (known: {known})")
             reset = self.number(spec, "reset", loc, 1.0)
             if not 0.0 <= reset <= 1.0:

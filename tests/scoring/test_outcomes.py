@@ -237,6 +237,7 @@ def test_a_profile_change_lifts_a_reversible_disqualifier() -> None:
         (("reset = 0.0", "reset = 2"), "outcomes.lost.reset: 2 is not a factor"),
         (('name = "customer"', 'name = "warm"'), "'warm' is already a stage"),
         (("[outcomes.won]", "[outcomes.signed]"), "outcomes.signed: unknown key"),
+        (('stage = "customer"', 'stage = "disqualified"'), "unknown stage 'disqualified'"),
     ],
 )
 def test_model_errors(edit: tuple[str, str], problem: str) -> None:
