@@ -21,6 +21,8 @@ QUALIFIED_KIND: Final = "qualified"
 OUTCOME_KIND: Final = "outcome"
 KINDS: Final = (QUALIFIED_KIND, OUTCOME_KIND)
 
+#: The ``cause`` of an SLA breach on ``lead.qualified`` (docs/events.md).
+SLA_BREACH: Final = "sla_breach"
 #: ``lead.outcomes``' ``outcome`` values (its schema's enum), in the order of a sale.
 OUTCOMES: Final = (
     "accepted",
@@ -44,7 +46,8 @@ _OUTCOME_FIELDS: Final = (("lead_id", str), ("event_id", str), ("outcome", str))
 
 
 class Change(NamedTuple):
-    """One stage change of a lead (its ``lead_id`` is the key it is filed under)."""
+    """One message of a lead on ``lead.qualified`` (its ``lead_id`` is the key it is
+    filed under): a stage change, or an SLA breach."""
 
     sequence: int
     #: ``changed_at``, epoch seconds.
@@ -53,6 +56,9 @@ class Change(NamedTuple):
     grade: str
     #: ``model_id`` and ``model_version``, as the report names the model.
     model: str
+    #: ``cause: "sla_breach"``: the follow-up deadline of ``to_stage`` passed; not a
+    #: stage change, but it takes a ``sequence`` number like one.
+    breach: bool = False
 
 
 class Outcome(NamedTuple):
@@ -114,6 +120,7 @@ class History:
             names.setdefault(stage, stage),
             names.setdefault(grade, grade),
             self._model(model_id, version),
+            value.get("cause") == SLA_BREACH,
         )
         self.changes.setdefault(lead, []).append(change)
 

@@ -60,6 +60,12 @@ def _sections(report: SalesReport) -> list[Section]:
     sections += [
         ("Leads entering each stage", _counts_table(stage_rows, names), _bars(report, stage_rows)),
         ("Leads with each outcome", _counts_table(rows.outcome_rows(report), names), None),
+    ]
+    breaches = rows.breach_rows(report)
+    if breaches:
+        title = "Follow-up SLA breaches, by stage"
+        sections.append((title, _counts_table(breaches, names), None))
+    sections += [
         ("Time in each stage", _times_table(times[:stages], names), _boxes(report, times[:stages])),
         (
             "Time between milestones",

@@ -18,6 +18,8 @@ How a lead is read (docs/kpis.md says it in the domain's words):
   sales accepted without the model making it an SQL is not an SQL's conversion. Rates
   over whole stages (lead-to-opportunity, MQL precision) count every lead that
   reached them, whatever the path.
+- **SLA breaches** (``cause: "sla_breach"``, on the same topic) are not stage changes:
+  counted per stage, and the stay they interrupt goes on.
 - Outcomes of a lead with no stage change in the input are counted apart (their
   qualification is past the topic's retention, or not leadstream's).
 """
@@ -28,7 +30,6 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Final, NamedTuple
 
 from streams.salesreport.history import Change, History, Outcome
@@ -120,6 +121,8 @@ class Cohort:
     stays: dict[str, list[float]] = field(default_factory=dict)
     #: Model stage -> leads still in it at their last change in the input.
     open_stays: Counter[str] = field(default_factory=Counter)
+    #: Model stage -> its follow-up SLA breached (``cause: "sla_breach"`` messages).
+    sla_breaches: Counter[str] = field(default_factory=Counter)
     #: MILESTONES name -> seconds, one per lead that made both steps in order.
     milestones: dict[str, list[float]] = field(default_factory=dict)
     #: Outcome -> leads with at least one.
@@ -195,19 +198,28 @@ class Cohort:
         self._add_outcomes(outcomes)
 
     def _add_stages(self, changes: Sequence[Change]) -> None:
+        """Entries, stays and SLA breaches of one lead's messages (by sequence)."""
         entries, stays = self.entries, self.stays
+        previous: Change | None = None
+        unbroken, last = True, changes[0].sequence - 1
         for c in changes:
+            # A gap in the numbers is a message not in the input: this stay's end is unknown.
+            unbroken = unbroken and c.sequence == last + 1
+            last = c.sequence
+            if c.breach:  # the stay goes on
+                self.sla_breaches[c.to_stage] += 1
+                continue
             entries[c.to_stage] += 1
-        for stage in {c.to_stage for c in changes}:
-            self.entering[stage] += 1
-        for this, after in pairwise(changes):
-            # A gap in the numbers is a change not in the input: this stay's end is unknown.
-            if after.sequence == this.sequence + 1 and after.at >= this.at:
-                stay = stays.get(this.to_stage)
+            if previous is not None and unbroken and c.at >= previous.at:
+                stay = stays.get(previous.to_stage)
                 if stay is None:
-                    stay = stays[this.to_stage] = []
-                stay.append(after.at - this.at)
-        self.open_stays[changes[-1].to_stage] += 1
+                    stay = stays[previous.to_stage] = []
+                stay.append(c.at - previous.at)
+            previous, unbroken = c, True
+        for stage in {c.to_stage for c in changes if not c.breach}:
+            self.entering[stage] += 1
+        if previous is not None:
+            self.open_stays[previous.to_stage] += 1
 
     def _add_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in {o.outcome for o in outcomes}:
@@ -226,7 +238,8 @@ class Cohort:
         for grade, counts in other.grades.items():
             mine = self.grades.setdefault(grade, [0] * len(GRADE_FUNNEL))
             self.grades[grade] = [a + b for a, b in zip(mine, counts, strict=True)]
-        for name in ("reached", "grade_opportunities", "entering", "entries", "open_stays"):
+        counters = ("reached", "grade_opportunities", "entering", "entries", "open_stays")
+        for name in (*counters, "sla_breaches"):
             getattr(self, name).update(getattr(other, name))
         for mine_lists, theirs in ((self.stays, other.stays), (self.milestones, other.milestones)):
             for key, values in theirs.items():
@@ -249,13 +262,17 @@ class Counts:
     """What the report read, and what it used."""
 
     leads: int
+    #: Stage changes, and SLA breaches (on the same topic, not stage changes).
     changes: int
+    sla_breaches: int
     repeated_changes: int
     outcomes: int
     repeated_outcomes: int
     #: Outcomes (and their leads) with no stage change of the lead in the input.
     unmatched_outcomes: int
     unmatched_leads: int
+    #: SLA breaches of leads with no stage change in the input.
+    unmatched_breaches: int = 0
 
 
 @dataclass(slots=True)
@@ -284,14 +301,18 @@ def compute(history: History, stages: FunnelStages | None = None) -> SalesReport
     stages = stages or FunnelStages()
     models: dict[str, Cohort] = {}
     first_seen: dict[str, float] = {}
-    changes_used = outcomes_used = 0
+    changes_used = outcomes_used = breaches = unmatched_breaches = leads = 0
     first_at, last_at = math.inf, -math.inf
     # By lead id: the durations' lists, not only their quantiles, are the same
     # whatever order the records were read in.
     for lead in sorted(history.changes):
         changes = unique_changes(history.changes[lead])
+        moves = [c for c in changes if not c.breach]
+        if not moves:  # its stage changes are past the topic's retention
+            unmatched_breaches += len(changes)
+            continue
         outcomes = unique_outcomes(history.outcomes.get(lead, ()))
-        journey = journey_of(changes, outcomes, stages)
+        journey = journey_of(moves, outcomes, stages)
         cohort = models.get(journey.model)
         if cohort is None:
             cohort = models[journey.model] = Cohort()
@@ -299,7 +320,9 @@ def compute(history: History, stages: FunnelStages | None = None) -> SalesReport
         for c in changes:
             if c.at < first_seen.get(c.model, math.inf):
                 first_seen[c.model] = c.at
-        changes_used += len(changes)
+        changes_used += len(moves)
+        breaches += len(changes) - len(moves)
+        leads += 1
         outcomes_used += len(outcomes)
         first_at = min(first_at, changes[0].at, outcomes[0].at if outcomes else math.inf)
         last_at = max(last_at, changes[-1].at, outcomes[-1].at if outcomes else -math.inf)
@@ -311,13 +334,16 @@ def compute(history: History, stages: FunnelStages | None = None) -> SalesReport
         overall.merge(cohort)
     all_outcomes = sum(len(v) for v in history.outcomes.values())
     counts = Counts(
-        leads=len(history.changes),
+        leads=leads,
         changes=changes_used,
-        repeated_changes=sum(len(v) for v in history.changes.values()) - changes_used,
+        sla_breaches=breaches,
+        repeated_changes=sum(len(v) for v in history.changes.values())
+        - (changes_used + breaches + unmatched_breaches),
         outcomes=outcomes_used,
         repeated_outcomes=all_outcomes - outcomes_used - unmatched_n,
         unmatched_outcomes=unmatched_n,
         unmatched_leads=len(unmatched),
+        unmatched_breaches=unmatched_breaches,
     )
     return SalesReport(
         overall,

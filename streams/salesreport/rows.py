@@ -105,6 +105,14 @@ def stage_rows(report: SalesReport) -> list[tuple[str, list[int]]]:
     return [(stage, [c.entering[stage] for c in cohorts]) for stage in report.stages]
 
 
+def breach_rows(report: SalesReport) -> list[tuple[str, list[int]]]:
+    """Follow-up SLA breaches per stage; none when no stage has had one."""
+    cohorts = [c for _, c in report.cohorts()]
+    stages = [s for s in report.stages if report.overall.sla_breaches[s]]
+    stages += sorted(set(report.overall.sla_breaches) - set(stages))
+    return [(stage, [c.sla_breaches[stage] for c in cohorts]) for stage in stages]
+
+
 def outcome_rows(report: SalesReport) -> list[tuple[str, list[int]]]:
     """Leads with each outcome."""
     cohorts = [c for _, c in report.cohorts()]
@@ -136,6 +144,8 @@ def headline(report: SalesReport) -> str:
         f"{n.changes:,} stage changes of {n.leads:,} leads, {n.outcomes:,} outcomes; "
         f"{len(report.models):,} model version{'s' if len(report.models) != 1 else ''}"
     )
+    if n.sla_breaches:
+        text += f"; {n.sla_breaches:,} SLA breaches"
     if report.first_at is not None and report.last_at is not None:
         text += f"; {format_time(report.first_at)} to {format_time(report.last_at)}"
     return text
@@ -154,6 +164,11 @@ def notes(report: SalesReport) -> list[str]:
         lines.append(
             f"{n.unmatched_outcomes:,} outcomes of {n.unmatched_leads:,} leads with no stage "
             "change in the input: not counted"
+        )
+    if n.unmatched_breaches:
+        lines.append(
+            f"{n.unmatched_breaches:,} SLA breaches of leads with no stage change in the input: "
+            "not counted"
         )
     lines += [f"left out: {why} ({count:,})" for why, count in sorted(report.skipped.items())]
     return lines

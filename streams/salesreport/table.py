@@ -69,6 +69,9 @@ def print_report(console: Console, report: SalesReport) -> None:
             console.print(_grades(name, grade_rows))
     console.print(_counts("Leads entering each stage", rows.stage_rows(report), names))
     console.print(_counts("Leads with each outcome", rows.outcome_rows(report), names))
+    breaches = rows.breach_rows(report)
+    if breaches:
+        console.print(_counts("Follow-up SLA breaches, by stage", breaches, names))
     console.print(_times(report, names))
     for outcome in REASONED:
         reasons = rows.reason_rows(report, outcome)

@@ -30,6 +30,7 @@ def change(
     grade: str = "A",
     model: tuple[str, str] = MODEL,
     from_stage: str = "cold",
+    cause: str = "event",
 ) -> Record:
     """A ``lead.qualified`` message (only the fields the report reads, and a few more)."""
     return QUALIFIED_KIND, {
@@ -38,8 +39,8 @@ def change(
         "sequence": sequence,
         "from_stage": from_stage,
         "to_stage": to_stage,
-        "direction": "up",
-        "cause": "event",
+        "direction": "none" if cause == "sla_breach" else "up",
+        "cause": cause,
         "grade": grade,
         "model_id": model[0],
         "model_version": model[1],

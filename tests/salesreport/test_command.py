@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.salesreport import command
-from tests.salesreport.histories import known, write_export
+from tests.salesreport.histories import HOUR, T0, change, known, write_export
 from tests.salesreport.test_kpis import small
 
 
@@ -120,3 +120,18 @@ def test_the_extra_missing_is_said_with_how_to_install_it(
     err = io.StringIO()
     assert report("--from-export", str(export), err=err) == 2
     assert err.getvalue() == "leadstream report: needs plotly: pip install 'leadstream[preview]'\n"
+
+
+def test_sla_breaches_get_a_table_of_their_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+    breach = change("a-000", 4, "sql", T0 + 30 * HOUR, from_stage="sql", cause="sla_breach")
+    path = write_export(tmp_path / "h.jsonl", [*known(), breach])
+    html_path = tmp_path / "r.html"
+    assert report("--from-export", str(path), "--html", str(html_path)) == 0
+    out = capsys.readouterr().out
+    assert "390 stage changes of 250 leads, 80 outcomes; 1 model version; 1 SLA breaches" in out
+    tables = out.index("Follow-up SLA breaches, by stage")
+    assert cells(out[tables:], "sql") == ["1"]
+    assert "<h2>Follow-up SLA breaches, by stage</h2>" in html_path.read_text()

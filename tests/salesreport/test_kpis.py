@@ -314,3 +314,23 @@ def test_quantiles_interpolate_between_ranks() -> None:
     assert quantile([5.0], 0.9) == 5.0
     assert math.isnan(quantile([], 0.5))
     assert spread([3.0, 1.0, 2.0]) == (3, 1.2, 1.5, 2.0, 2.5, 2.8)
+
+
+def test_an_sla_breach_is_counted_and_is_not_a_stage_change() -> None:
+    records = [
+        change("s", 1, "warm", T0),
+        change("s", 2, "mql", T0 + HOUR),
+        change("s", 3, "sql", T0 + 2 * HOUR),
+        change("s", 4, "sql", T0 + 6 * HOUR, from_stage="sql", cause="sla_breach"),
+        change("s", 5, "accepted", T0 + 8 * HOUR, cause="outcome"),
+        change("t", 7, "sql", T0, from_stage="sql", cause="sla_breach"),  # its stay is gone
+    ]
+    report = compute(history_of(records))
+    c = report.overall
+    assert c.sla_breaches == {"sql": 1}
+    assert c.stays["sql"] == [6 * HOUR]  # the breach did not end the stay
+    assert c.entries == {"warm": 1, "mql": 1, "sql": 1, "accepted": 1}
+    assert c.funnel[:3] == [1, 1, 1] and c.milestones["MQL → SQL"] == [HOUR]
+    n = report.counts
+    assert (n.leads, n.changes, n.sla_breaches, n.repeated_changes) == (1, 4, 1, 0)
+    assert n.unmatched_breaches == 1
