@@ -82,7 +82,8 @@ def test_a_lead_reaching_sql_gets_a_journey_that_follows_a_sales_process() -> No
 
 def test_outcome_messages_are_valid_as_a_crm_sync_publishes_them() -> None:
     for m in journeys(CrmSync(seed=4), 200, "A", at=1_790_000_000.0):
-        value = orjson.loads(m.value)
+        # What the worker checks every lead.outcomes message against (schema and all).
+        value = contract.decode_event("outcome", m.value, now=m.due, max_future_skew_s=0)
         assert value["lead_id"] == m.lead_id and value["outcome"] == m.outcome
         assert contract.parse_time(value["occurred_at"]) == pytest.approx(m.due, abs=0.001)
         assert 0 < len(value["event_id"]) <= 128
