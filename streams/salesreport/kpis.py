@@ -411,15 +411,19 @@ def journey_of(
     return Journey(model, qualifying.grade if qualifying else None, reached, closed)
 
 
-#: Stages in the order of the bundled model's, around which others are placed.
-_KNOWN_ORDER: Final = ("cold", "warm")
+#: Stage names below MQL and above SQL in the bundled model and in docs/scoring-model.md's
+#: sales stages, in their order.
+_BELOW_MQL: Final = ("cold", "warm")
+_ABOVE_SQL: Final = ("accepted", "opportunity", "customer")
 
 
 def stage_order(seen: Iterable[str], stages: FunnelStages) -> list[str]:
     """The stages ``seen`` low to high, as far as a report can tell without the model:
-    cold, warm, MQL, SQL, then the others by name, disqualified last."""
+    cold, warm, MQL, SQL, accepted, opportunity, customer, then the others by name,
+    disqualified last."""
     seen = set(seen)
-    known = [s for s in (*_KNOWN_ORDER, stages.mql, stages.sql) if s in seen]
+    order = (*_BELOW_MQL, stages.mql, stages.sql, *_ABOVE_SQL)
+    known = [s for s in order if s in seen]
     rest = sorted(seen - set(known), key=lambda s: (s == "disqualified", s))
     return known + rest
 

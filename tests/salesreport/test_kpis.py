@@ -297,13 +297,15 @@ def test_an_empty_history() -> None:
 
 
 def test_stages_low_to_high() -> None:
-    seen = {"disqualified", "sql", "accepted", "warm", "mql", "cold"}
+    seen = {"disqualified", "sql", "customer", "accepted", "warm", "mql", "cold", "nurture"}
     assert stage_order(seen, FunnelStages()) == [
         "cold",
         "warm",
         "mql",
         "sql",
         "accepted",
+        "customer",
+        "nurture",
         "disqualified",
     ]
 
