@@ -65,8 +65,9 @@ def run_up(settings: Settings, local: LocalSettings) -> int:
         children.append(_spawn(["tail"], env))
         children.append(_spawn(["demo"], env))
         print(
-            f"leadstream up: worker, demo traffic and tail running; metrics at "
-            f"http://{settings.web_host}:{settings.web_port}/metrics ; Ctrl-C stops all",
+            f"leadstream up: worker, demo traffic (with CRM outcomes) and tail running; "
+            f"metrics at http://{settings.web_host}:{settings.web_port}/metrics ; "
+            "`leadstream report --from-topics` shows the funnel; Ctrl-C stops all",
             flush=True,
         )
         while not interrupted:
