@@ -422,13 +422,28 @@ def _reset_factor(resets: list[tuple[float, float]], t: float) -> float:
 
 
 def _reset(state: LeadState, model: ScoringModel, factor: float, t: float) -> None:
-    """Keep ``factor`` of the engagement points counted so far (recycling: the lead
-    starts nurture afresh); events from before ``t`` that arrive later are scaled
-    alike. Resets older than the lateness window can no longer apply: dropped."""
-    for acc in state.rules.values():
-        acc[0] *= factor
-    for acc in state.categories.values():
-        acc[0] *= factor
+    """Keep ``factor`` of the engagement score as read at ``t`` (recycling: the lead
+    starts nurture afresh). Points a cap holds back are not kept: each category is
+    scaled to ``factor`` of what it shows, with its rules alike, and all of them
+    further if the total cap held the sum. Events from before ``t`` that arrive later
+    count ``factor`` of their points. Resets older than the lateness window can no
+    longer apply to anything: dropped."""
+    rates = model.rates
+    ratios: dict[str, float] = {}
+    total = 0.0
+    for cat, acc in state.categories.items():
+        rate = rates.get(cat, 0.0)
+        raw = acc[0] * _exp((acc[1] - t) * rate) if rate else acc[0]
+        shown = held(model, cat, raw)
+        ratios[cat] = shown / raw if raw else 1.0
+        total += shown
+    cap = model.total_cap
+    k = factor * (cap / abs(total) if abs(total) > cap else 1.0)
+    for cat, acc in state.categories.items():
+        acc[0] *= k * ratios[cat]
+    for rid, acc in state.rules.items():
+        rule = model.rule_by_id.get(rid)
+        acc[0] *= k * (ratios.get(rule.category, 1.0) if isinstance(rule, Rule) else 1.0)
     cutoff = state._clock - model.max_lateness
     state.resets = [r for r in state.resets if r[0] >= cutoff]
     state.resets.append((t, factor))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scoring import LeadState, advance, apply, load_default_model, snapshot
+from scoring import LeadState, advance, apply, load_default_model, next_change_at, snapshot
 from scoring.engine import breakdown_at, score_at
 
 M = load_default_model()
@@ -149,6 +149,27 @@ def test_a_real_persons_journey_qualifies() -> None:
     assert s.bots_filtered == 0
     assert changes == [("cold", "warm"), ("warm", "mql"), ("mql", "sql")]
     assert s.stage == "sql" and score_at(s, M, s._clock) <= 100.0
+
+
+def test_sales_own_an_sql_that_goes_quiet_and_answer_it_within_4_hours() -> None:
+    s, _ = journey([profile(T0, **A_BUYER), *person(T0 + 60)])
+    entered = s.entered["sql"]
+    assert next_change_at(s, M) == pytest.approx(entered + 4 * 3600)  # the hand-off SLA
+    s, ts = advance(s, entered + 60 * DAY, M)  # quiet for two months: still sales'
+    assert [(t["to_stage"], t["cause"]) for t in ts] == [("sql", "sla_breach")]
+    assert s.stage == "sql"
+
+
+def test_a_rejected_sql_goes_back_to_nurture_below_mql() -> None:
+    s, _ = journey([profile(T0, **A_BUYER), *person(T0 + 60)])
+    t = s._clock + 3600
+    before = score_at(s, M, t)
+    s, ts = apply(s, ev("outcome", t, outcome="rejected", reason="bad timing"), M)
+    assert [(x["from_stage"], x["to_stage"], x["cause"]) for x in ts] == [
+        ("sql", "warm", "outcome")
+    ]
+    assert score_at(s, M, t) == pytest.approx(before * 0.4) and before * 0.4 < 50
+    assert s.sla_due is None
 
 
 # -------------------------------------------------------------- a marketer's defaults

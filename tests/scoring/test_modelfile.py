@@ -32,8 +32,8 @@ def test_default_model_loads_with_the_documented_shape() -> None:
         "accepted": ("accepted", 1.0),
         "opportunity_created": ("opportunity", 1.0),
         "won": ("customer", 1.0),
-        "rejected": ("warm", 0.5),
-        "recycled": ("warm", 0.5),
+        "rejected": ("warm", 0.4),
+        "recycled": ("warm", 0.4),
         "lost": ("warm", 0.25),
     }
     assert {d.id: d.stage for d in m.disqualifiers} == {

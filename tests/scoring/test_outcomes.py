@@ -284,3 +284,22 @@ def test_duplicates_are_idempotent_with_outcomes(evs: list[dict[str, Any]], data
     assert b.events_seen == a.events_seen == len(evs)
     assert a.to_dict() == b.to_dict()
     assert [t["event_id"] for t in ta] == [t["event_id"] for t in tb]
+
+
+def test_a_reset_keeps_its_share_of_the_score_as_read_through_the_caps() -> None:
+    from .models import SIGNAL_MODEL
+
+    capped = small_model(SIGNAL_MODEL + '\n[outcomes.recycled]\nstage = "warm"\nreset = 0.5\n')
+    s = LeadState("L")
+    # 90 web points held at the web cap of 45, and a webinar's 25 on top: 70 shown
+    for e in [
+        web("/pricing", 0.0, "a", duration_seconds=30.0),
+        web("/pricing", 0.0, "b", duration_seconds=30.0),
+        web("/pricing", 0.0, "c", duration_seconds=30.0),
+        webinar("attended", 0.0, "w"),
+    ]:
+        s, _ = apply(s, e, capped)
+    assert score_at(s, capped, 0.0) == pytest.approx(45 + 25 + 5)  # and wb-once's 5
+    s, _ = apply(s, outcome("recycled", 0.0, "r"), capped)
+    assert score_at(s, capped, 0.0) == pytest.approx(75 / 2)
+    assert sum(a[0] for a in s.rules.values()) == pytest.approx(75 / 2)  # rules agree
