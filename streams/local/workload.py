@@ -508,12 +508,13 @@ HOT_SCRIPT: Final[tuple[tuple[float, str, tuple[Any, ...]], ...]] = (
     (18.0, "email", ("click", "/pricing")),
     (21.0, "web", ("/pricing",)),
 )
-#: A good-fit lead that warms up and then unsubscribes (disqualified: a down move).
+#: A good-fit lead that warms up and then reports an email as spam (disqualified: a down
+#: move). Not an unsubscribe: the default model only stops scoring email after one.
 CHURN_SCRIPT: Final[tuple[tuple[float, str, tuple[Any, ...]], ...]] = (
     (0.0, "profile", ()),
     (3.0, "web", ("/pricing",)),
     (6.0, "web", ("/demo",)),
-    (12.0, "email", ("unsubscribe",)),
+    (12.0, "email", ("spam_report",)),
 )
 #: Seconds between the starts of consecutive scripted leads, and before the first.
 SCRIPT_STAGGER_S: Final = 8.0
