@@ -54,10 +54,8 @@ def stage_changes(rng: random.Random, lead: str, n: int, at: float) -> Iterator[
     stage, grade = 0, rng.choices("ABCD", (2, 3, 3, 2))[0]
     for sequence in range(1, n + 1):
         at += rng.expovariate(1 / 43200)  # half a day apart on average
-        if stage == 3 or (stage > 0 and rng.random() < 0.3):
-            to = stage - 1
-        else:
-            to = stage + 1
+        down = stage == 3 or (stage > 0 and rng.random() < 0.3)
+        to = stage - 1 if down else stage + 1
         to_stage = "disqualified" if rng.random() < 0.01 else STAGES[to]
         model = MODELS[at > START + SPAN_S / 2]
         yield _message(lead, sequence, STAGES[stage], to_stage, to > stage, grade, model, at)
