@@ -209,14 +209,19 @@ class Settings(FromEnv):
     )
 
     @property
-    def input_topics(self) -> tuple[str, str, str, str, str]:
-        return (
-            self.topic_web,
-            self.topic_email,
-            self.topic_webinar,
-            self.topic_profiles,
-            self.topic_outcomes,
-        )
+    def input_topics(self) -> tuple[str, ...]:
+        return tuple(self.input_kinds)
+
+    @property
+    def input_kinds(self) -> dict[str, str]:
+        """Input topic -> the kind of input it carries (the contract's kinds)."""
+        return {
+            self.topic_web: "web",
+            self.topic_email: "email",
+            self.topic_webinar: "webinar",
+            self.topic_profiles: "profile",
+            self.topic_outcomes: "outcome",
+        }
 
     @property
     def fetch_max_wait_ms(self) -> int:

@@ -370,3 +370,11 @@ def test_exactly_once_takes_its_transactional_id_from_the_group_instance_id() ->
     assert s.transaction_timeout_ms == 10_000
     assert Settings.from_env({}, flush_interval_s=4.0).transaction_timeout_ms == 20_000
     assert not Settings.from_env({}).exactly_once
+
+
+def test_every_input_topic_carries_a_kind_the_contract_validates() -> None:
+    from streams.core import contract
+
+    kinds = Settings().input_kinds
+    assert tuple(kinds.values()) == contract.SOURCE_KINDS
+    assert Settings().input_topics == tuple(kinds)

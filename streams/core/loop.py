@@ -194,14 +194,7 @@ class LoopTopics:
     @classmethod
     def of(cls, settings: Settings) -> LoopTopics:
         repartition, ticks = internal_topics(settings)
-        kinds = {
-            settings.topic_web: "web",
-            settings.topic_email: "email",
-            settings.topic_webinar: "webinar",
-            settings.topic_profiles: "profile",
-            settings.topic_outcomes: "outcome",
-            ticks: TICK_KIND,
-        }
+        kinds = {**settings.input_kinds, ticks: TICK_KIND}
         return cls(kinds, settings.topic_qualified, settings.topic_dlq, repartition, ticks)
 
     @property

@@ -55,12 +55,7 @@ def _consumer_kwargs(settings: Settings) -> dict[str, Any]:
 
 def topic_kinds(settings: Settings) -> dict[str, str]:
     """Input topic -> the kind of input it carries."""
-    return {
-        settings.topic_web: "web",
-        settings.topic_email: "email",
-        settings.topic_webinar: "webinar",
-        settings.topic_profiles: "profile",
-    }
+    return settings.input_kinds
 
 
 def export_topics(

@@ -15,7 +15,7 @@ GRADES = ("A", "B", "C", "D")
 #: Bars of the score histograms.
 HISTOGRAM_BINS = 40
 #: Causes of stage changes, in the order they are listed (``lead.qualified``'s).
-CAUSES = ("event", "profile", "decay", "disqualifier", "model_change")
+CAUSES = ("event", "profile", "decay", "disqualifier", "outcome", "sla_breach", "model_change")
 #: Input outcomes in the order they are listed (the worker's outcome labels).
 OUTCOMES = ("scored", "duplicate", "late", "bot", "replayed", "rerouted")
 

@@ -47,7 +47,7 @@ def test_export_then_preview_from_the_file_and_from_the_topics(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     topics = Topics(f"preview-{uuid.uuid4().hex[:8]}")
-    inputs = [topics.web, topics.email, topics.webinar, topics.profiles]
+    inputs = [topics.web, topics.email, topics.webinar, topics.profiles, topics.outcomes]
     ensure_topics(kafka_bootstrap, dict.fromkeys(inputs, PARTITIONS), 60)
     for name, value in topics.env.items():
         monkeypatch.setenv(name, value)
