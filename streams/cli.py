@@ -56,6 +56,12 @@ def _build_parser(local: ModuleType | None) -> argparse.ArgumentParser:
         "--url",
         help="a worker's HTTP API (default: http://LEADSTREAM_WEB_HOST:LEADSTREAM_WEB_PORT)",
     )
+    report = sub.add_parser(
+        "report", help="the sales funnel after the fact, per scoring model version (docs/kpis.md)"
+    )
+    from streams.salesreport.options import add_arguments as add_report_arguments
+
+    add_report_arguments(report)
     if local is not None:
         local.add_commands(sub)
     return parser
@@ -116,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _model_command(args, settings)
     if args.command == "lead":
         return _lead_command(args, settings)
+    if args.command == "report":
+        from streams.salesreport import command as report_command
+
+        return report_command.run(args)
     assert local is not None  # argparse offers the other commands only with it
     try:
         return int(local.run(args, settings))

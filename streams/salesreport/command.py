@@ -26,32 +26,6 @@ if TYPE_CHECKING:
 PROG = "leadstream report"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``leadstream report``."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--from-topics",
-        action="store_true",
-        help="lead.qualified and lead.outcomes, as retained now",
-    )
-    source.add_argument(
-        "--from-export",
-        type=Path,
-        nargs="+",
-        metavar="FILE.jsonl",
-        help="export files (from --save-export, or made otherwise in the same format)",
-    )
-    parser.add_argument("--html", type=Path, metavar="report.html", help="write an HTML report")
-    parser.add_argument(
-        "--save-export",
-        type=Path,
-        metavar="FILE.jsonl",
-        help="with --from-topics: keep the snapshot read, for a later --from-export",
-    )
-    parser.add_argument("--mql-stage", default="mql", help="the model's MQL stage (default: mql)")
-    parser.add_argument("--sql-stage", default="sql", help="the model's SQL stage (default: sql)")
-
-
 def run(args: argparse.Namespace, err: TextIO | None = None) -> int:
     """Run ``leadstream report`` with the parsed ``args``; the exit code."""
     err = err or sys.stderr
