@@ -2,8 +2,9 @@
 
 This is the whole per-event path of the worker, kept free of Faust so it can be
 driven by the agent, by unit tests and by the benchmark alike. For each message it
-decodes and validates (``streams.core.contract``), routes it (dead letter, repartition,
-tick, score), and calls ``scoring``; it collects what must leave the batch:
+decodes and validates, routes it (dead letter, repartition, tick, score), and scores
+it; the decisions about one record are ``streams.core.records``' (shared with the
+model preview), and this module collects what must leave the batch:
 
 - ``qualified``: ``lead.qualified`` messages (key, value);
 - ``dead``: dead-letter messages (key, original bytes, headers);
@@ -24,9 +25,16 @@ from typing import Any, NamedTuple
 from scoring import LeadState, ScoringModel, advance, apply
 from scoring.migrate import migrate
 from streams.core import contract
-from streams.core.bots import SOURCES as MARKED_SOURCES
-from streams.core.bots import BotMarker, for_model
+from streams.core.bots import BotMarker
 from streams.core.partitioning import Partitioner
+from streams.core.records import (
+    REPLAYED,
+    SCORED,
+    STATE_LIMIT,
+    STATE_LIMIT_DETAIL,
+    RecordScorer,
+    decode,
+)
 from streams.metrics import KPI_SPANS, Metrics
 
 log = logging.getLogger("leadstream")
@@ -78,11 +86,6 @@ class BatchResult:
 
 StateLoader = Callable[[str, int], LeadState | None]
 
-#: Distinct profile attributes one lead keeps; a profile event that would add more is
-#: a dead letter (state_limit). With the schema's bounds per value, this keeps a
-#: state's profile under ~250 KB, far below what the changelog accepts.
-MAX_PROFILE_ATTRIBUTES = 200
-
 
 @dataclass(slots=True)
 class _BatchRun:
@@ -95,13 +98,6 @@ class _BatchRun:
     dlq_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     bot_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     lags: list[float] = field(default_factory=list)
-
-
-def _profile_overflows(state: LeadState, event: dict[str, Any]) -> bool:
-    profile = state.profile
-    attributes = event.get("attributes") or {}
-    added = sum(1 for name in attributes if name not in profile)
-    return added > 0 and len(profile) + added > MAX_PROFILE_ATTRIBUTES
 
 
 class Pipeline:
@@ -118,9 +114,10 @@ class Pipeline:
         bot_marker: BotMarker | None = None,
     ) -> None:
         self.model = model
-        #: Marks events whose user agent is a known crawler's, when the model asks
-        #: (``[bots] known_user_agents``); scoring filters what it marks.
-        self.marker = bot_marker if bot_marker is not None else for_model(model)
+        #: The per-record steps from decoding on, shared with the model preview.
+        self.scorer = RecordScorer(model, bot_marker=bot_marker)
+        #: Marks events whose user agent is a known crawler's (see RecordScorer).
+        self.marker = self.scorer.marker
         self.metrics = metrics
         self.partitioner = partitioner
         self.max_future_skew_s = max_future_skew_s
@@ -183,16 +180,10 @@ class Pipeline:
         _bump(batch.counts, (msg.topic, "tick"))
 
     def _score(self, batch: _BatchRun, index: int, msg: Message) -> None:
-        """Decode, route and score one input record."""
+        """Decode, route and score one input record (the steps: ``streams.core.records``)."""
         kind = msg.kind
-        if kind not in contract.SOURCE_KINDS:
-            # Only a repartition record leadstream did not write lacks its kind.
-            self._reject(batch, msg, "invalid_internal_record", "no leadstream.kind header")
-            return
         try:
-            event = contract.decode_event(
-                kind, msg.value, now=batch.now, max_future_skew_s=self.max_future_skew_s
-            )
+            event = decode(kind, msg.value, now=batch.now, max_future_skew_s=self.max_future_skew_s)
         except contract.Rejected as rejected:
             self._reject(batch, msg, rejected.reason, rejected.detail)
             return
@@ -216,35 +207,19 @@ class Pipeline:
             loaded = self._loaded(batch, lead_id, index, msg.partition)
             state = loaded if loaded is not None else LeadState(lead_id)
         source, position = msg.origin
-        applied = state.applied
-        if position <= applied.get(source, -1):
-            # Applied before a crash or rebalance, and stored with the state.
-            _bump(batch.counts, (msg.topic, "replayed"))
+        outcome, state, transitions = self.scorer.score(state, event, kind, source, position, apply)
+        if outcome == STATE_LIMIT:
+            self._reject(batch, msg, STATE_LIMIT, STATE_LIMIT_DETAIL)
             return
-        if kind == "profile" and _profile_overflows(state, event):
-            self._reject(
-                batch, msg, "state_limit", f"more than {MAX_PROFILE_ATTRIBUTES} attributes"
-            )
+        if outcome == REPLAYED:
+            _bump(batch.counts, (msg.topic, outcome))
             return
-        if self.marker is not None and kind in MARKED_SOURCES:
-            self.marker.mark(event)
-        seen_before = state.events_seen
-        late_before = state.late_dropped
-        state, transitions = apply(state, event, self.model)
-        applied[source] = position
         if transitions:
             self._emit(batch.out, transitions, batch.now, state)
         if state.filtered:  # this event's reason first, then earlier ones it exposed
             for reason in state.filtered:
                 _bump(batch.bot_counts, (msg.topic, reason))
-        if state.late_dropped != late_before:
-            outcome = "late"
-        elif state.filtered_self:
-            outcome = "bot"
-        elif state.events_seen == seen_before:
-            outcome = "duplicate"
-        else:
-            outcome = "scored"
+        if outcome == SCORED:
             batch.lags.append(batch.now - event["time"])
         touched[lead_id] = (state, msg.partition, index)
         _bump(batch.counts, (msg.topic, outcome))

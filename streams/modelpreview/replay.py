@@ -1,23 +1,19 @@
 """One model's replay of recorded input: the worker's per-record steps, in memory.
 
-The worker handles a record in :meth:`streams.core.pipeline.Pipeline.process`; its
-steps, in its order, are done here by :class:`RecordReplay` (what does not depend on
-the model, once per record) and :class:`ModelReplay` (the rest, once per model):
+The worker handles a record in :meth:`streams.core.pipeline.Pipeline.process`; the
+decisions it takes about one record are ``streams.core.records``', and this replay
+takes them with the same calls: :class:`RecordReplay` does what does not depend on
+the model, once per record, and :class:`ModelReplay` the rest, once per model:
 
-1. decode and validate with ``streams.core.contract.decode_event`` at the time the
-   record was handled (a rejection is a dead letter, with the worker's reason);
+1. ``records.decode`` at the time the record was handled (a rejection is a dead
+   letter, with the worker's reason), once for both models;
 2. a record on the wrong partition for its lead is rerouted (counted) and scored
    from its lead's partition, with the position it was read at (the worker sends it
    round the repartition topic first, milliseconds later);
-3. a position the lead's state has applied already is a replay, skipped;
-4. a profile event that would take the lead past
-   ``streams.core.pipeline.MAX_PROFILE_ATTRIBUTES`` is a dead letter (state_limit);
-5. a web or email event whose user agent is a known crawler's is marked, when the
-   model asks (``streams.core.bots``: the one check scoring leaves to the worker);
-6. ``scoring.apply`` (dedup by event id, lateness and bot filtering are its own),
-   the position recorded; an exception is a dead letter (processing_error);
-7. outcome: late, bot, duplicate or scored, as the pipeline tells them apart, and
-   the bots filtered by reason.
+3. ``records.RecordScorer.score``: a replay skipped, the profile bound (a dead
+   letter), the bot mark (on a copy: the other model gets the event as decoded),
+   ``scoring.apply`` and the outcome (late, bot, duplicate or scored); an exception
+   is a dead letter (processing_error); the bots filtered are counted by reason.
 
 Decay ticks: the worker schedules each lead's next decay change as it scores it
 (``next_change_at``) and a timer sends the lead a tick record, which ``advance``\\s it
@@ -36,30 +32,29 @@ Why not drive :class:`~streams.core.loop.ScoringLoop` itself with the in-memory 
 their own (a hot lead's every record), and each model would decode and validate
 every record again: measured on one core, ``Pipeline.process`` one record at a time
 costs ~17 us a record per model (its per-batch metrics, its decode) against ~10.5 us
-per model here plus one ~2.6 us decode for both, a third more in all, and two
-processes then fall short of the 50k events/s a preview must reach. Instead
+per model here (the same steps without that bookkeeping) plus one ~2.6 us decode for
+both, a third more in all, and two processes then fall short of the 50k events/s a
+preview must reach. Instead
 ``tests/modelpreview/test_faithful.py`` replays a generated workload (invalid,
 misrouted, repeated, late and out-of-order records, crawlers, disqualifiers, decay
 between and after events) through that loop and through this replay, and requires
 the same stage changes (ids, causes, times, sequence numbers), the same leads at the
-end and the same outcome, dead-letter and bot counts. A change to the pipeline's
-steps must be made here too: that test fails until it is, if its workload has what
-the change is about.
+end and the same outcome, dead-letter and bot counts. The steps themselves are
+shared; what that test still watches is what this module does around them (ticks,
+reroutes, what a failure keeps).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from scoring import LeadState, ScoringModel, Transition, advance, apply, next_change_by, snapshot
+from scoring import LeadState, ScoringModel, Transition, advance, next_change_by, snapshot
 from scoring.engine import score_at
-from streams.core.bots import SOURCES as MARKED_SOURCES
-from streams.core.bots import for_model
-from streams.core.contract import Rejected, decode_event
+from streams.core.contract import Rejected
 from streams.core.partitioning import Partitioner
-from streams.core.pipeline import MAX_PROFILE_ATTRIBUTES
+from streams.core.records import REPLAYED, STATE_LIMIT, RecordScorer, decode
 
 #: Most decay ticks one catch-up fires for a lead: a lead changes stage by decay a
 #: few times at most between two records; this only bounds a runaway.
@@ -93,14 +88,15 @@ class ModelReplay:
         self.dead_letters: Counter[str] = Counter()
         #: Events filtered as bots, by reason (``leadstream_bots_filtered_total``).
         self.bots: Counter[str] = Counter()
-        self.marker = for_model(model)
+        #: The worker's steps for a decoded record; the event is both models'.
+        self.scorer = RecordScorer(model, shared_events=True)
 
     def score(
-        self, event: Mapping[str, Any], kind: str, source: str, position: int, at: float
+        self, event: dict[str, Any], kind: str, source: str, position: int, at: float
     ) -> None:
-        """Steps 3 to 7 for one decoded event read at ``source`` (``topic:partition``)
-        and ``position`` (its offset), handled ``at``; the lead's decay ticks due
-        before ``at`` first."""
+        """Step 3 on for one decoded event read at ``source`` (``topic:partition``) and
+        ``position`` (its offset), handled ``at``; the lead's decay ticks due before
+        ``at`` first."""
         lead_id = event["lead_id"]
         state = self.states.get(lead_id)
         if state is None:
@@ -109,47 +105,24 @@ class ModelReplay:
             due = next_change_by(state, self.model, at)  # the bound rules most out: cheap
             if due is not None and due < at:
                 self.catch_up(lead_id, at)  # the same state, advanced in place
-        if position <= state.applied.get(source, -1):
-            self.outcomes["replayed"] += 1
-            return
-        if kind == "profile" and _profile_overflows(state, event):
-            self.dead_letters["state_limit"] += 1
-            return
-        if self.marker is not None and kind in MARKED_SOURCES:
-            event = self._marked(event)
-        seen_before, late_before = state.events_seen, state.late_dropped
         try:
-            state, transitions = apply(state, event, self.model)
+            outcome, state, transitions = self.scorer.score(state, event, kind, source, position)
         except Exception:  # the worker dead-letters it and goes on; the state keeps
             self.dead_letters["processing_error"] += 1  # what the engine changed in place
             return
-        state.applied[source] = position
+        if outcome == REPLAYED:
+            self.outcomes[outcome] += 1
+            return
+        if outcome == STATE_LIMIT:
+            self.dead_letters[outcome] += 1
+            return
         self.states[lead_id] = state
         self.handled_at[lead_id] = at
         if transitions:
             self._publish(transitions)
-        self._count(state, seen_before, late_before)
-
-    def _marked(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The event as the worker hands it to scoring: marked if its user agent is a
-        known crawler's. Marked on a copy: the other model gets the event as decoded."""
-        if not event.get("user_agent"):
-            return event
-        marked = dict(event)
-        return marked if self.marker is not None and self.marker.mark(marked) else event
-
-    def _count(self, state: LeadState, seen_before: int, late_before: int) -> None:
-        """The outcome of the event just applied, and the bots it filtered."""
         for reason in state.filtered:  # its own reason first, then what it exposed
             self.bots[reason] += 1
-        if state.late_dropped != late_before:
-            self.outcomes["late"] += 1
-        elif state.filtered_self:
-            self.outcomes["bot"] += 1
-        elif state.events_seen == seen_before:
-            self.outcomes["duplicate"] += 1
-        else:
-            self.outcomes["scored"] += 1
+        self.outcomes[outcome] += 1
 
     def catch_up(self, lead_id: str, until: float, *, inclusive: bool = False) -> None:
         """Fire the lead's decay ticks due before ``until`` (or at it, if ``inclusive``)."""
@@ -195,14 +168,6 @@ class ModelReplay:
             self.on_change(transition)
 
 
-def _profile_overflows(state: LeadState, event: Mapping[str, Any]) -> bool:
-    """The pipeline's state bound (``streams.core.pipeline._profile_overflows``)."""
-    profile = state.profile
-    attributes = event.get("attributes") or {}
-    added = sum(1 for name in attributes if name not in profile)
-    return added > 0 and len(profile) + added > MAX_PROFILE_ATTRIBUTES
-
-
 class RecordReplay:
     """Steps 1 and 2 for each record, once; then each model's replay scores it."""
 
@@ -220,7 +185,7 @@ class RecordReplay:
     ) -> None:
         """One input record, read at ``topic[partition]@offset``, handled ``at``."""
         try:
-            event = decode_event(kind, value, now=at, max_future_skew_s=self.max_future_skew_s)
+            event = decode(kind, value, now=at, max_future_skew_s=self.max_future_skew_s)
         except Rejected as rejected:
             for replay in self.replays:
                 replay.dead_letters[rejected.reason] += 1
