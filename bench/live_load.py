@@ -25,6 +25,7 @@ from bench.common import KIND_TOPIC, PARTITIONS, Topics, kafka_security
 from streams.core.contract import right_sized
 from streams.core.partitioning import Partitioner
 from streams.local.workload import EventFactory, generate_events, great_fit_persona
+from streams.settings import Settings
 
 #: aiokafka's ``ConsumerRecord.timestamp_type`` of a time the broker set.
 LOG_APPEND_TIME = 1
@@ -90,11 +91,19 @@ class _StageChanges:
     of the event that triggered it."""
 
     def __init__(
-        self, consumer: AIOKafkaConsumer, qualified: str, trace: list[tuple[float, float]] | None
+        self,
+        consumer: AIOKafkaConsumer,
+        qualified: str,
+        trace: list[tuple[float, float]] | None,
+        quiet_s: float = 0.0,
     ) -> None:
+        """``quiet_s``: once all is sent, stop after this long without a match (0: at
+        the first empty fetch)."""
         self.consumer = consumer
         self.qualified = qualified
         self.trace = trace
+        self.quiet_s = quiet_s
+        self.last_match = 0.0
         #: Event id -> (perf_counter, time.time()) when the producer took its batch.
         self.sent_at: dict[str, tuple[float, float]] = {}
         self.to_append: list[float] = []
@@ -125,7 +134,10 @@ class _StageChanges:
                         if self.trace is not None:
                             self.trace.append((t0[1], self.to_append[-1]))
                         self.to_arrival.append(arrived - t0[0])
-            if self.stop.is_set() and (not batch or time.perf_counter() > self.drain_until):
+                        self.last_match = arrived
+            now = time.perf_counter()
+            quiet = not batch if not self.quiet_s else now - self.last_match > self.quiet_s
+            if self.stop.is_set() and (quiet or now > self.drain_until):
                 return
 
     def finish(self) -> None:
@@ -209,12 +221,24 @@ async def offer_and_time(
     it can while offering.
     """
     security = kafka_security().aiokafka_kwargs()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security)
+    settings = Settings.from_env()  # as the worker reads them
+    # Exactly-once: a stage change counts once a read_committed consumer sees it (its
+    # window's commit); its append time is earlier, inside the open transaction.
+    isolation = "read_committed" if settings.exactly_once else "read_uncommitted"
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level=isolation,
+        **security,
+    )
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1, **security)
     await producer.start()
     try:
-        changes = _StageChanges(consumer, topics.names["qualified"], trace)
+        # Exactly-once: the last window's stage changes come with its commit, up to a
+        # window and its paced write after the last event.
+        quiet_s = 2 * settings.flush_interval_s + 1 if settings.exactly_once else 0.0
+        changes = _StageChanges(consumer, topics.names["qualified"], trace, quiet_s)
         await changes.position()
         reader = asyncio.create_task(changes.collect())
         sent = await _offer(producer, topics, rate, duration, messages, changes.sent_at)

@@ -184,7 +184,7 @@ def heading(r: Results) -> str:
         f"- Backlog: {r.events:,} events, {r.active:,} leads, 4 partitions x 4 topics; "
         f"worker ready {r.worker.ready_s:.1f}s, backlog done {r.worker.backlog_s:.1f}s "
         f"after start; windows of {worker_settings.flush_events:,} events or"
-        f" {worker_settings.flush_interval_s:g} s\n\n"
+        f" {worker_settings.flush_interval_s:g} s; {worker_settings.processing_guarantee}\n\n"
     )
 
 

@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "point to OUT.latency, recovery to OUT.recovery",
     )
     parser.add_argument("--skip", default="", help="comma list of: " + ",".join(SKIPPABLE))
+    parser.add_argument(
+        "--exactly-once",
+        action="store_true",
+        help="workers with LEADSTREAM_PROCESSING_GUARANTEE=exactly_once (and a group "
+        "instance id); latency is timed to a read_committed consumer",
+    )
     return parser.parse_args(argv)
 
 
@@ -231,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     # workers and the broker instead of leaving them running.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     sizes = Sizes.from_args(args)
+    if args.exactly_once:
+        # Every worker the bench starts inherits these; the id is one worker's at a
+        # time (each run's workers have their own app id, so their own transactional id).
+        os.environ["LEADSTREAM_PROCESSING_GUARANTEE"] = "exactly_once"
+        os.environ.setdefault("LEADSTREAM_GROUP_INSTANCE_ID", "bench-0")
     if sizes.quick:
         # The throughput counts acked windows: at LEADSTREAM_FLUSH_EVENTS' default
         # (50k, twice that while the writer is behind) a 60k-event backlog acks fewer
