@@ -251,6 +251,7 @@ class ScoringLoop:
             clock=monotonic,
             begin=self._begin if transactions is not None else None,
             commit=self._commit if transactions is not None else None,
+            rollback=self._roll_back if transactions is not None else None,
         )
         self._clock = clock
         self._monotonic = monotonic
@@ -542,6 +543,10 @@ class ScoringLoop:
             await self._abort(exc)
             raise
         return True
+
+    async def _roll_back(self) -> None:
+        """Windows were dropped (a rebalance): abort a transaction one of them began."""
+        await self._abort(None)
 
     async def _abort(self, error: BaseException | None) -> None:
         """Abort the open transaction; stop the worker unless it was a cancellation

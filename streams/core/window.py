@@ -95,6 +95,7 @@ class WriteBehind:
         clock: Callable[[], float] = time.monotonic,
         begin: Callable[[WriteWindow], Awaitable[None]] | None = None,
         commit: Callable[[WriteWindow], Awaitable[bool]] | None = None,
+        rollback: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``encode(lead_id, state, partition)`` returns the bytes to store (and may
         note the state's next decay change), or None for a state that cannot be
@@ -112,7 +113,8 @@ class WriteBehind:
         ``begin`` and ``commit`` make a window's writes one unit (exactly-once: a
         Kafka transaction): ``begin(window)`` runs before its first publication,
         ``commit(window)`` after its last and before its ack, which it skips by
-        returning False (the window was not committed)."""
+        returning False (the window was not committed); ``rollback()`` follows a
+        :meth:`discard`, which may drop a window whose unit was begun."""
         self._encode = encode
         self._publish = publish
         self._ack = ack
@@ -124,6 +126,7 @@ class WriteBehind:
         self._clock = clock
         self._begin = begin
         self._commit = commit
+        self._rollback = rollback
         self.open = WriteWindow()
         self.closed: WriteWindow | None = None
         #: the latest publication (each awaits the one before it)
@@ -310,6 +313,9 @@ class WriteBehind:
     def discard(self, generation: int) -> int:
         """Drop both windows unwritten (a rebalance); return how many events they held."""
         events = self.pending_events
+        begun = self.closed is not None or (
+            self.publishing is not None and not self.publishing.done()
+        )
         self.open = WriteWindow(generation=generation)
         self.closed = None
         publishing = self.publishing
@@ -318,7 +324,13 @@ class WriteBehind:
             # ones dropped here. Chained to, it would cancel every later window too
             # (never acked again); a failed one still fails them (see _chained).
             self.publishing = None
+        if self._rollback is not None and begun:
+            self._after(self._roll_back, None)
         return events
+
+    async def _roll_back(self, _: Any) -> None:
+        assert self._rollback is not None
+        await self._rollback()
 
 
 async def _chained(

@@ -121,7 +121,7 @@ def create_app(
     intake.install(
         fetch_min_bytes=FETCH_MIN_BYTES,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        read_committed=settings.exactly_once,
+        exactly_once=settings.exactly_once,
     )
     emitter = Emitter(app)
     store = LeadStore(app, table, emitter)

@@ -44,7 +44,11 @@ CLASS_ATTRIBUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "maybe_wait_for_commit_to_finish",
         ),
     ),
-    ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", ("_create_consumer",)),
+    (
+        "faust.transport.drivers.aiokafka",
+        "AIOKafkaConsumerThread",
+        ("_create_consumer", "_consumer"),
+    ),
     ("faust.transport.drivers.aiokafka", "Producer", ("_ensure_producer",)),
     (
         "faust.stores.rocksdb",
@@ -99,8 +103,10 @@ INIT_ASSIGNED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "aiokafka.consumer.consumer",
         "AIOKafkaConsumer",
-        ("_client", "_fetch_min_bytes", "_isolation_level"),
+        ("_client", "_fetch_min_bytes", "_isolation_level", "_coordinator"),
     ),
+    # Exactly-once: a member the group dropped has its generation reset (Intake).
+    ("aiokafka.consumer.group_coordinator", "GroupCoordinator", ("generation",)),
     # Exactly-once recovery sets the offsets a recovery starts from.
     ("faust.tables.recovery", "Recovery", ("active_offsets",)),
     ("faust.stores.rocksdb", "Store", ("rocksdb_options",)),

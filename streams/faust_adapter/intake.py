@@ -49,6 +49,9 @@ log = logging.getLogger("leadstream")
 QUEUE_BATCHES = 16
 #: Seconds the drain loop waits in one fetch (Faust's value).
 FETCH_TIMEOUT_S = 1.0
+#: aiokafka's generation of a member the group does not know (before its first join,
+#: or dropped); no window is ever of this generation once partitions are assigned.
+LOST = -1
 
 
 class Intake:
@@ -69,14 +72,16 @@ class Intake:
         self._first_read: dict[Any, tuple[int, int]] = {}
         #: The fetch request's mode, busy or quiet (see install and streams.core.fetchpace).
         self.pace: FetchPace | None = None
+        self.exactly_once = False
 
     def install(
-        self, *, fetch_min_bytes: int, fetch_max_wait_ms: int, read_committed: bool = False
+        self, *, fetch_min_bytes: int, fetch_max_wait_ms: int, exactly_once: bool = False
     ) -> None:
         """Replace the consumer's drain loop (Faust's fetcher calls it on each start)
-        and set how long the broker may hold a fetch to fill it; ``read_committed``
-        (exactly-once) for a consumer that skips aborted records and waits for open
-        transactions, inputs, reroutes and changelog recovery alike.
+        and set how long the broker may hold a fetch to fill it. ``exactly_once``: a
+        read_committed consumer (it skips aborted records and waits for open
+        transactions: inputs, reroutes and changelog recovery alike), and no current
+        generation once the group has dropped this member (see :attr:`generation`).
 
         Faust creates its aiokafka consumer with ``fetch_max_wait_ms=1500`` and the
         default ``fetch_min_bytes=1``: under steady traffic every fetch returns a few
@@ -88,6 +93,7 @@ class Intake:
         the first record (:mod:`streams.core.fetchpace`).
         """
         self.consumer._drain_messages = self._drain
+        self.exactly_once = exactly_once
         pace = self.pace = FetchPace(FetchMode(fetch_min_bytes, fetch_max_wait_ms))
         thread = self.consumer._thread
         create = thread._create_consumer
@@ -96,7 +102,7 @@ class Intake:
             client = create(*args, **kwargs)
             client._fetch_min_bytes = pace.mode.min_bytes  # read when the client starts
             client._fetch_max_wait_ms = pace.mode.max_wait_ms
-            if read_committed:
+            if exactly_once:
                 # Faust sets it only under its own exactly-once mode, which would also
                 # swap its producers and commits for per-partition transactions.
                 client._isolation_level = "read_committed"
@@ -145,7 +151,24 @@ class Intake:
 
     @property
     def generation(self) -> int:
+        """The consumer group generation; exactly-once: :data:`LOST` while the group
+        no longer knows this member.
+
+        A member whose session expired (a long pause) learns it from a heartbeat and
+        rejoins, and Faust's revoke runs first, still in the old generation. Its
+        windows must not be committed then: their partitions have other owners, who
+        read the committed offsets already, and TxnOffsetCommit v0 is not checked
+        against the generation. aiokafka resets its generation when the group drops
+        the member (Faust reads it the same way for its tracing spans).
+        """
+        if self.exactly_once and self._dropped_from_group():
+            return LOST
         return int(self.app.consumer_generation_id)
+
+    def _dropped_from_group(self) -> bool:
+        client = self.consumer._thread._consumer
+        coordinator = None if client is None else client._coordinator
+        return coordinator is not None and coordinator.generation == LOST
 
     def flowing(self) -> bool:
         """False while Faust's flow control holds the streams (a rebalance)."""

@@ -622,3 +622,27 @@ async def test_exactly_once_crashes_publish_each_stage_change_once(fresh_data_di
         ids = [orjson.loads(s.value)["event_id"] for s in broker.to(h.settings.topic_qualified)]
         assert ids == expected_ids, crash_points  # each once, in order
         assert states(h.store) == expected, crash_points
+
+
+async def test_exactly_once_a_revoke_after_the_group_dropped_the_member_commits_nothing() -> None:
+    h = eos()
+    txn = h.transactions
+    assert txn is not None
+    h.put(h.web("lead-1", "/pricing"))
+    await h.step()
+    h.mono.t += WINDOW_S
+    await h.loop.score_batches([])  # one window closed, its transaction open
+    h.put(h.web("lead-2", "/pricing"))
+    await h.step()  # one open
+    h.source.generation = -1  # the source's answer once the group dropped this member
+    await h.loop.revoke()
+    if h.loop.writer.publishing is not None:
+        await asyncio.wait([h.loop.writer.publishing])
+    assert txn.commits == 0 and txn.visible == [] and txn.offsets == {}
+    assert h.store.changelog == [] and h.source.acked == {} and h.sender.failures == []
+    assert not txn.is_open and txn.aborts == 1  # the closed window's, rolled back
+    h.source.generation = 2  # assigned again: the next window commits
+    h.put(h.web("lead-3", "/pricing"))
+    await h.step()
+    await h.write_window()
+    assert txn.commits == 1 and h.stages() == [("cold", "warm", "event")]

@@ -219,3 +219,23 @@ def test_offsets_a_transaction_committed_are_faust_committed_view_never_acks(
     assert consumer._committed_offset[TP] == 20  # the next offset to read, as Faust keeps it
     # Nothing acked: Faust's commit loop has nothing to commit (no late regression).
     assert consumer._acked[TP] == [] and consumer._n_acked == 0
+
+
+def test_exactly_once_has_no_generation_once_the_group_dropped_the_member(
+    intake: Callable[..., tuple[Intake, Any]],
+) -> None:
+    from types import SimpleNamespace
+
+    it, consumer = intake(committed=10, generation=3)
+    coordinator = SimpleNamespace(generation=3)
+    consumer._thread._consumer = SimpleNamespace(_coordinator=coordinator)
+    it.exactly_once = True
+    assert it.generation == 3
+    # A heartbeat found the session expired: aiokafka reset the generation, and the
+    # revoke that follows must not commit the windows (their partitions moved on).
+    coordinator.generation = -1
+    assert it.generation == -1
+    it.committed(TP, 3, 19)
+    assert consumer._committed_offset[TP] == 10
+    it.exactly_once = False  # at least once: Faust's generation, as before
+    assert it.generation == 3
