@@ -86,4 +86,4 @@ def test_the_contract_loads_from_the_installed_wheel(wheel: Path, tmp_path: Path
         text=True,
     )
     assert cli.returncode == 0, cli.stderr
-    assert "{worker,model}" in cli.stdout  # the runtime's subcommands only
+    assert "{worker,model,lead,report}" in cli.stdout  # the runtime's subcommands only

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.salesreport import command
+from streams.salesreport import command, options
 from streams.topics import ensure_topics
 from tests.integration.harness import Topics, produce_sync
 from tests.salesreport.histories import HOUR, T0, Record, change, outcome
@@ -22,7 +22,7 @@ PARTITIONS = 2
 
 def report(*argv: str, err: io.StringIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="leadstream report")
-    command.add_arguments(parser)
+    options.add_arguments(parser)
     return command.run(parser.parse_args(argv), err)
 
 

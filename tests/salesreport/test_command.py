@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.salesreport import command
+from streams.salesreport import command, options
 from tests.salesreport.histories import HOUR, T0, change, known, write_export
 from tests.salesreport.test_kpis import small
 
 
 def report(*argv: str, err: io.StringIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="leadstream report")
-    command.add_arguments(parser)
+    options.add_arguments(parser)
     return command.run(parser.parse_args(argv), err)
 
 
