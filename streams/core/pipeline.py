@@ -183,7 +183,7 @@ class Pipeline:
         """Decode, route and score one input record (the steps: ``streams.core.records``)."""
         kind = msg.kind
         try:
-            event = decode(kind, msg.value, now=batch.now, max_future_skew_s=self.max_future_skew_s)
+            event = decode(kind, msg.value, batch.now, self.max_future_skew_s)
         except contract.Rejected as rejected:
             self._reject(batch, msg, rejected.reason, rejected.detail)
             return

@@ -185,7 +185,7 @@ class RecordReplay:
     ) -> None:
         """One input record, read at ``topic[partition]@offset``, handled ``at``."""
         try:
-            event = decode(kind, value, now=at, max_future_skew_s=self.max_future_skew_s)
+            event = decode(kind, value, at, self.max_future_skew_s)
         except Rejected as rejected:
             for replay in self.replays:
                 replay.dead_letters[rejected.reason] += 1

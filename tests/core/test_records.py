@@ -35,7 +35,7 @@ def model() -> ScoringModel:
 
 def event(kind: str, eid: str, *, ago: float = 5.0, **fields: Any) -> dict[str, Any]:
     body = {"event_id": eid, "lead_id": "lead-1", "occurred_at": int((NOW - ago) * 1000)}
-    return decode(kind, orjson.dumps(body | fields), now=NOW, max_future_skew_s=300)
+    return decode(kind, orjson.dumps(body | fields), NOW, 300)
 
 
 def test_decode_gives_the_event_with_its_time_and_source() -> None:
@@ -55,7 +55,7 @@ def test_decode_gives_the_event_with_its_time_and_source() -> None:
 )
 def test_decode_rejects_with_the_dead_letter_reason(kind: str, value: bytes, reason: str) -> None:
     with pytest.raises(Rejected) as rejected:
-        decode(kind, value, now=NOW, max_future_skew_s=300)
+        decode(kind, value, NOW, 300)
     assert rejected.value.reason == reason
 
 
