@@ -71,6 +71,8 @@ WRITE_PACE = 0.8
 #: Longest wait for a transaction's abort after a failure: past it the broker aborts
 #: the transaction itself (its timeout), and the worker is stopping anyway.
 ABORT_TIMEOUT_S = 5.0
+#: States indexed between two yields to the event loop after a rebalance (~25 ms).
+RECOVERY_SLICE = 5_000
 #: Decay changes due within this long of a batch are scheduled as the batch is
 #: scored, the rest when the lead's window is written: a window and its paced write
 #: may take longer than a crossing is away. Past two windows and their writes, with a
@@ -612,11 +614,14 @@ class ScoringLoop:
         """Partitions are about to move: write and ack both windows first."""
         await self.write_windows("the rebalance")
 
-    def recovered(self, owned: set[int], states: Iterable[tuple[bytes, bytes]]) -> int:
+    async def recovered(self, owned: set[int], states: Iterable[tuple[bytes, bytes]]) -> int:
         """After each rebalance: drop cached states, index owned leads' decay timers.
 
         ``states`` are the stored ``(key, value)`` pairs of the owned partitions (others
-        are skipped). Returns the number of leads owned.
+        are skipped). Returns the number of leads owned. Gives way to the event loop
+        every :data:`RECOVERY_SLICE` states: a million leads take seconds, and the
+        consumer's heartbeats run on this loop (a pass longer than the session
+        timeout made the group drop the worker and recover again, in a loop).
         """
         self.cache.clear()
         schedule, model, partition_of = self.schedule, self.model, self.partitioner.partition_of
@@ -624,12 +629,14 @@ class ScoringLoop:
         for partition in owned:
             schedule.reset(partition)
         leads = 0
-        for key, raw in states:
+        for seen, (key, raw) in enumerate(states, 1):
             lead_id = key.decode() if isinstance(key, bytes) else str(key)
             partition = partition_of(lead_id)
             if partition in owned:
                 leads += 1
                 schedule.set(partition, lead_id, next_change_from_raw(raw, model))
+            if seen % RECOVERY_SLICE == 0:
+                await asyncio.sleep(0)
         self.metrics.leads.set(leads)
         self.metrics.scheduled.set(len(schedule))
         self.ready = True

@@ -255,7 +255,7 @@ class TableRecovery:
         owned = {
             tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog
         }
-        self.loop.recovered(owned, self.table.items())
+        await self.loop.recovered(owned, self.table.items())
 
 
 class ConsumerLag:

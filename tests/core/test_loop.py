@@ -290,7 +290,7 @@ async def test_a_decay_change_fires_a_tick_that_comes_back_as_a_stage_change() -
     await h.step()
     await h.write_window()
     owned = set(range(PARTITIONS))
-    assert h.loop.recovered(owned, h.store.items()) == 1
+    assert await h.loop.recovered(owned, h.store.items()) == 1
     due = h.loop.schedule.due_at(h.partition_of("lead-1"), "lead-1")
     assert due is not None and due > h.wall.t
     assert await h.loop.fire_decay_ticks() == 0  # not yet
@@ -313,11 +313,37 @@ async def test_recovery_indexes_only_the_owned_partitions() -> None:
     await h.write_window()
     h.loop.cache["stale"] = h.stored("lead-1")
     owned = {0}
-    assert h.loop.recovered(owned, h.store.items()) == sum(
+    assert await h.loop.recovered(owned, h.store.items()) == sum(
         1 for lead in leads if h.partition_of(lead) == 0
     )
     assert h.loop.schedule.partitions() == [0]
     assert h.loop.cache == {} and h.loop.ready
+
+
+async def test_recovery_gives_way_to_the_event_loop_between_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import streams.core.loop as loop_module
+
+    monkeypatch.setattr(loop_module, "RECOVERY_SLICE", 4)
+    h = Harness()
+    h.put(*(h.web(f"lead-{i}", "/pricing") for i in range(10)))
+    await h.step()
+    await h.write_window()
+    turns = 0
+
+    async def heartbeat() -> None:  # what the consumer's heartbeat task needs: turns
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    beating = asyncio.ensure_future(heartbeat())
+    await asyncio.sleep(0)
+    before = turns
+    assert await h.loop.recovered(set(range(PARTITIONS)), h.store.items()) == 10
+    beating.cancel()
+    assert turns - before == 2  # after the 4th and the 8th state
 
 
 async def test_the_lead_view_reads_the_newest_state() -> None:
@@ -436,7 +462,7 @@ async def test_an_edited_model_migrates_stored_leads_and_publishes_each_change_o
     edited = load_model_text(text.replace(warm, "entry = { score = 45 }\nexit = { score = 40 }"))
     h2 = Harness(store=h.store, source=h.source, model=edited)
     h2.wall.t = h.wall.t
-    assert h2.loop.recovered({0, 1}, h.store.items()) == 2
+    assert await h2.loop.recovered({0, 1}, h.store.items()) == 2
     assert await h2.loop.fire_decay_ticks() == 2  # both due at once: another model
     for tick in h2.sender.to(h2.loop.topics.ticks):
         assert tick.partition is not None
@@ -449,7 +475,7 @@ async def test_an_edited_model_migrates_stored_leads_and_publishes_each_change_o
     assert h2.stored("lead-1").model == edited.fingerprint
     assert h2.stored("lead-2").model == edited.fingerprint
     h3 = Harness(store=h2.store, source=h2.source, model=edited)
-    h3.loop.recovered({0, 1}, h2.store.items())
+    await h3.loop.recovered({0, 1}, h2.store.items())
     assert await h3.loop.fire_decay_ticks() == 0  # migrated once: nothing more
 
 
