@@ -89,7 +89,7 @@ def profile_overflows(state: LeadState, event: Mapping[str, Any]) -> bool:
 
 
 class RecordScorer:
-    """Scores decoded events under one model: steps 3 of the module's list."""
+    """Scores decoded events under one model: step 3 of the module's list."""
 
     __slots__ = ("marker", "model", "shared_events")
 
