@@ -12,7 +12,7 @@ why. This module only formats it: times as RFC 3339, points to 0.01.
 ...       "url": "https://x/pricing", "path": "/pricing"}
 >>> s, _ = apply(LeadState("L1"), ev, m)
 >>> print(render(history_body(s, m, 1_800_000_000.0)))   # doctest: +NORMALIZE_WHITESPACE
-lead L1: cold, score 10.00, grade D (model leadstream-default 1.0.0)
+lead L1: cold, score 10.00, grade D (model leadstream-default 2.0.0)
 1 entry, at most 50 kept; 0 events filtered as bots
 2027-01-15 08:00:00Z  +10.00  web      wv-1  Viewed the pricing page +10.00
 """

@@ -62,7 +62,7 @@ def test_the_body_has_every_kind_of_entry_rounded_and_in_time_order() -> None:
 def test_render_prints_one_line_per_entry() -> None:
     text = render(history_body(scored(), M, T0 + 100))
     lines = text.splitlines()
-    assert lines[0] == "lead lead-1: warm, score 35.00, grade C (model leadstream-default 1.0.0)"
+    assert lines[0] == "lead lead-1: warm, score 35.00, grade C (model leadstream-default 2.0.0)"
     assert lines[1] == "8 entries, at most 50 kept; 3 events filtered as bots"
     assert lines[3] == "2027-01-15 08:00:10Z   +10.00  web      e1  Viewed the pricing page +10.00"
     assert "stage cold -> warm (event by e5), score 35.00" in lines[-1]

@@ -68,7 +68,7 @@ def test_the_model_in_use_previewed_against_itself_moves_no_lead(
     assert main(["model", "preview", str(model), "--from-export", str(export)]) == 0
     out = capsys.readouterr().out
     assert "; 0 would change stage" in out
-    assert f"current   leadstream-default v1.0.0 ({model})" in out
+    assert f"current   leadstream-default v2.0.0 ({model})" in out
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:

@@ -14,7 +14,7 @@ from .models import TEST_MODEL
 
 def test_default_model_loads_with_the_documented_shape() -> None:
     m = load_default_model()
-    assert (m.id, m.version) == ("leadstream-default", "1.0.0")
+    assert (m.id, m.version) == ("leadstream-default", "2.0.0")
     assert [s.name for s in m.stages] == ["cold", "warm", "mql", "sql"]
     assert [(s.entry_score, s.exit_score) for s in m.stages[1:]] == [(20, 10), (50, 40), (80, 65)]
     assert m.half_lives == {
