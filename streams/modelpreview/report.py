@@ -50,16 +50,26 @@ def write_report(path: Path, result: PreviewResult, labels: Labels, order: Seque
         ("Stage changes per day (UTC)", None, _paired(day_rows(result), "day")),
         ("Scores at the end", _scores_table(result), _histogram(result)),
     ]
-    body = [f"<h1>Model preview</h1>{_header(result, labels)}"]
+    write_page(path, "Model preview", _header(result, labels), sections)
+
+
+#: A report section: its title, an HTML table or None, a figure or None.
+Section = tuple[str, str | None, go.Figure | None]
+
+
+def write_page(path: Path, title: str, header: str, sections: Sequence[Section]) -> None:
+    """One self-contained HTML file: ``header`` (HTML), then each section's table
+    and figure. Shared by the model preview and ``leadstream report``."""
+    body = [f"<h1>{html.escape(title)}</h1>{header}"]
     inline_js = True  # plotly.js once, with the first figure
-    for title, table, figure in sections:
-        body.append(f"<h2>{html.escape(title)}</h2>")
+    for name, table, figure in sections:
+        body.append(f"<h2>{html.escape(name)}</h2>")
         if table:
             body.append(table)
         if figure is not None:
-            body.append(_div(figure, title, inline_js))
+            body.append(_div(figure, name, inline_js))
             inline_js = False
-    path.write_text(_page("\n".join(body)), encoding="utf-8")
+    path.write_text(_page(title, "\n".join(body)), encoding="utf-8")
 
 
 def _div(figure: go.Figure, title: str, inline_js: bool) -> str:
@@ -70,10 +80,10 @@ def _div(figure: go.Figure, title: str, inline_js: bool) -> str:
     return html_div
 
 
-def _page(body: str) -> str:
+def _page(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>leadstream model preview</title><style>{STYLE}</style></head>"
+        f"<title>leadstream: {html.escape(title)}</title><style>{STYLE}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
 

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go  # type: ignore[import-untyped]
-import plotly.io as pio  # type: ignore[import-untyped]
 
 from streams.core.contract import format_time
-from streams.modelpreview.report import STYLE
+from streams.modelpreview.report import Section, write_page
 from streams.salesreport import rows
 from streams.salesreport.kpis import FUNNEL, REASONED, Cohort, Rate, SalesReport, Spread
 
@@ -28,19 +27,7 @@ MIN_HOURS = 1 / 3600
 
 def write_html(path: Path, report: SalesReport) -> None:
     """Write the report to ``path`` (replaced if it exists)."""
-    body = [f"<h1>Sales report</h1>{_header(report)}"]
-    inline_js = True  # plotly.js once, with the first figure
-    for title, table, figure in _sections(report):
-        body.append(f"<h2>{html.escape(title)}</h2>")
-        if table:
-            body.append(table)
-        if figure is not None:
-            body.append(_div(figure, title, inline_js))
-            inline_js = False
-    path.write_text(_page("\n".join(body)), encoding="utf-8")
-
-
-Section = tuple[str, str | None, go.Figure | None]
+    write_page(path, "Sales report", _header(report), _sections(report))
 
 
 def _sections(report: SalesReport) -> list[Section]:
@@ -84,22 +71,6 @@ def _sections(report: SalesReport) -> list[Section]:
 def _drawn(report: SalesReport) -> list[tuple[str, Cohort]]:
     """The cohorts figures draw: each model version (side by side), else all."""
     return list(report.models.items()) or [("all models", report.overall)]
-
-
-def _div(figure: go.Figure, title: str, inline_js: bool) -> str:
-    slug = "".join(c if c.isalnum() else "-" for c in title.lower())
-    div: str = pio.to_html(
-        figure, full_html=False, include_plotlyjs=inline_js, div_id=f"fig-{slug}"
-    )
-    return div
-
-
-def _page(body: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>leadstream sales report</title><style>{STYLE}</style></head>"
-        f"<body>\n{body}\n</body></html>\n"
-    )
 
 
 def _header(report: SalesReport) -> str:
