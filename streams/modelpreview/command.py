@@ -51,30 +51,31 @@ class CommandError(Exception):
 def export_command(
     settings: Settings, out: Path, topics: Sequence[str] | None, err: TextIO | None = None
 ) -> int:
-    err = err or sys.stderr
-    try:
-        _need_extra()
+    def export() -> None:
         n = _export_with_progress(settings, out, topics or settings.input_topics)
-    except CommandError as exc:
-        print(f"leadstream model export: {exc}", file=err)
-        return exc.code
-    except KeyboardInterrupt:
-        print("leadstream model export: interrupted; no file written", file=err)
-        return 130
-    print(f"{out}: {n:,} records exported")
-    return 0
+        print(f"{out}: {n:,} records exported")
+
+    return run_guarded("leadstream model export", export, err, "interrupted; no file written")
 
 
 def preview_command(settings: Settings, args: PreviewArgs, err: TextIO | None = None) -> int:
+    return run_guarded("leadstream model preview", lambda: _preview(settings, args), err)
+
+
+def run_guarded(
+    prog: str, action: Callable[[], None], err: TextIO | None, interrupted: str = "interrupted"
+) -> int:
+    """Run a model owner's command: the ``preview`` extra checked first, a
+    :class:`CommandError` as one line and its code, Ctrl-C as one line and 130."""
     err = err or sys.stderr
     try:
         _need_extra()
-        _preview(settings, args)
+        action()
     except CommandError as exc:
-        print(f"leadstream model preview: {exc}", file=err)
+        print(f"{prog}: {exc}", file=err)
         return exc.code
     except KeyboardInterrupt:
-        print("leadstream model preview: interrupted", file=err)
+        print(f"{prog}: {interrupted}", file=err)
         return 130
     return 0
 

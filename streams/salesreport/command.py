@@ -9,13 +9,12 @@ setting, the ``preview`` extra missing), said in one line on stderr; 130 interru
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from streams.modelpreview.command import EXTRA_HINT, CommandError
+from streams.modelpreview.command import CommandError, run_guarded
 from streams.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -28,23 +27,8 @@ PROG = "leadstream report"
 
 def run(args: argparse.Namespace, err: TextIO | None = None) -> int:
     """Run ``leadstream report`` with the parsed ``args``; the exit code."""
-    err = err or sys.stderr
-    try:
-        _need_extra()
-        _report(args, err)
-    except CommandError as exc:
-        print(f"{PROG}: {exc}", file=err)
-        return exc.code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=err)
-        return 130
-    return 0
-
-
-def _need_extra() -> None:
-    missing = [m for m in ("rich", "plotly") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise CommandError(f"needs {' and '.join(missing)}: {EXTRA_HINT}")
+    stream = err or sys.stderr
+    return run_guarded(PROG, lambda: _report(args, stream), stream)
 
 
 def _report(args: argparse.Namespace, err: TextIO) -> None:

@@ -4,6 +4,7 @@ clear line for each mistake."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import re
 from pathlib import Path
@@ -113,9 +114,9 @@ def test_a_bad_setting_stops_reading_the_topics(monkeypatch: pytest.MonkeyPatch)
 def test_the_extra_missing_is_said_with_how_to_install_it(
     export: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = command.importlib.util.find_spec
+    real = importlib.util.find_spec
     monkeypatch.setattr(
-        command.importlib.util, "find_spec", lambda name: None if name == "plotly" else real(name)
+        importlib.util, "find_spec", lambda name: None if name == "plotly" else real(name)
     )
     err = io.StringIO()
     assert report("--from-export", str(export), err=err) == 2
