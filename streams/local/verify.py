@@ -21,11 +21,22 @@ from streams.kafkasecurity import PLAINTEXT, KafkaSecurity
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, security: KafkaSecurity = PLAINTEXT
+    bootstrap: str,
+    topic: str,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+    isolation_level: str = "read_uncommitted",
 ) -> list[Any]:
-    """Every record of ``topic`` (all partitions, from the beginning to the end now)."""
+    """Every record of ``topic`` (all partitions, from the beginning to the end now).
+
+    Read to each partition's end by position, not by the last record's offset: with
+    ``read_committed`` the last offsets are transaction markers, never delivered, and
+    the end is the stable one (nothing of a transaction still open)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **security.aiokafka_kwargs()
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level=isolation_level,
+        **security.aiokafka_kwargs(),
     )
     await consumer.start()
     try:

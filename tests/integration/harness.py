@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
-from streams.faust_adapter.kafka_meta import partitions_for
 from streams.kafkasecurity import PLAINTEXT, KafkaSecurity
 from streams.local.kafka import free_ports
 from streams.local.launcher import WorkerError, WorkerProcess
@@ -207,25 +206,7 @@ class TopicReader:
 async def read_committed(bootstrap: str, topic: str) -> list[Any]:
     """Every committed record of ``topic``, as a ``read_committed`` consumer sees it:
     no aborted record, nothing of a transaction still open (up to the stable end)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(await partitions_for(consumer, topic))]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)  # the stable ends: markers included
-        out: list[Any] = []
-        # By position: the last offsets are transaction markers, never delivered.
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            for records in (await consumer.getmany(*tps, timeout_ms=500)).values():
-                out.extend(records)
-        return out
-    finally:
-        await consumer.stop()
+    return await read_topic(bootstrap, topic, isolation_level="read_committed")
 
 
 def committed_states(bootstrap: str, changelog: str, run_prefix: str) -> dict[str, Any]:
