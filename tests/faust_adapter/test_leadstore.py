@@ -1,11 +1,14 @@
-"""LeadStore's memory:// path keeps right-sized values."""
+"""LeadStore: right-sized memory:// values, changelog catch-up, and states stored only
+once their changelog records are delivered."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -87,3 +90,60 @@ def test_changelog_records_caught_up_into_rocksdb_are_what_faust_reads(tmp_path:
         assert store.get(b"a", 1) == b"x" and store.get(b"b", 1) == b"y"
     finally:
         close_app_loops(ls.app)
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+
+    def append(self, *, timestamp: None, key: bytes, value: bytes) -> object:
+        self.records.append((key, value))
+        return object()  # aiokafka: metadata, or None when the batch is full
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
+class _Producer:
+    """Record batches whose delivery succeeds at ``base_offset`` or fails."""
+
+    def __init__(self, fail: BaseException | None = None, base_offset: int = 100) -> None:
+        self.fail, self.base_offset = fail, base_offset
+
+    def create_batch(self) -> _Batch:
+        return _Batch()
+
+    async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> Any:
+        delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.fail is not None:
+            delivered.set_exception(self.fail)
+        else:
+            delivered.set_result(SimpleNamespace(offset=self.base_offset))
+        return delivered
+
+
+class _Emitter:
+    def __init__(self, producer: _Producer) -> None:
+        self.producer = producer
+        self.failures: list[BaseException | None] = []
+
+    def check_delivered(self, delivered: asyncio.Future[Any]) -> None:
+        self.failures.append(delivered.exception())
+
+
+async def test_states_are_stored_only_once_their_changelog_records_are_delivered(
+    memory_table: Any,
+) -> None:
+    writes = [(b"lead-1", 0, b'{"n":1}'), (b"lead-2", 0, b'{"n":2}')]
+    refused = _Emitter(_Producer(fail=RuntimeError("broker gone")))
+    store = LeadStore(app=None, table=memory_table, emitter=refused)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="broker gone"):
+        await store.publish(writes)
+    assert memory_table.data.data == {}  # nothing stored ahead of the changelog
+    assert [str(e) for e in refused.failures] == ["broker gone"]  # the worker stops
+
+    delivered = _Emitter(_Producer(base_offset=100))
+    store = LeadStore(app=None, table=memory_table, emitter=delivered)  # type: ignore[arg-type]
+    await store.publish(writes)
+    assert memory_table.data.data[b"lead-2"] == b'{"n":2}'
+    assert delivered.failures == []
