@@ -335,6 +335,54 @@ def encode_transition(transition: Mapping[str, Any], *, emitted_at: float) -> by
     return orjson.dumps(out)
 
 
+#: (source topic, key, value, headers) of one dead letter for events a lead lost.
+LostEvents = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
+
+
+def lost_events(
+    lead_id: str,
+    held: Iterable[Mapping[str, int]],
+    kept: Mapping[str, int],
+    detail: str,
+    *,
+    failed_at: float,
+) -> list[LostEvents]:
+    """Dead letters for the events a lead lost when it fell back to a kept state.
+
+    ``held`` are the ``applied`` positions of the states given up, ``kept`` those of
+    the state the lead keeps. Per source topic-partition, one dead letter names the
+    range of offsets whose events the lead may have lost: other leads' records share
+    those offsets, so a replay picks the lead's own by key (docs/events.md).
+
+    >>> [(t, v) for t, _, v, _ in lost_events("l1", [{"web:0": 9}], {"web:0": 4}, "x", failed_at=0)]
+    [('web', b'{"lead_id":"l1","source":"web:0","first_offset":5,"last_offset":9}')]
+    """
+    last: dict[str, int] = {}
+    for applied in held:
+        for source, at in applied.items():
+            if at > last.get(source, -1):
+                last[source] = at
+    out: list[LostEvents] = []
+    for source, at in sorted(last.items()):
+        first = kept.get(source, -1) + 1
+        if first > at:
+            continue
+        topic, _, partition = source.rpartition(":")
+        headers = dlq_headers(
+            "processing_error",
+            detail,
+            topic=topic,
+            partition=int(partition),
+            offset=at,
+            failed_at=failed_at,
+        )
+        value = orjson.dumps(
+            {"lead_id": lead_id, "source": source, "first_offset": first, "last_offset": at}
+        )
+        out.append((topic, lead_id.encode(), value, headers))
+    return out
+
+
 def fit_dead_letter(
     value: bytes, headers: list[tuple[str, bytes]], max_bytes: int
 ) -> tuple[bytes, list[tuple[str, bytes]]]:

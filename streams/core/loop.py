@@ -40,8 +40,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
-
 from scoring import LeadState, ScoringModel, next_change_at, next_change_by
 from scoring.migrate import migrate
 from streams.core import contract
@@ -257,6 +255,9 @@ class ScoringLoop:
         )
         self._clock = clock
         self._monotonic = monotonic
+        #: Encoded states not yet stored locally (the one window publishing): a lead
+        #: that falls back after an error reads its last good state here first.
+        self._unwritten: dict[str, bytes] = {}
         #: Dead letters for states that could not be encoded, sent with the window.
         self._unstored: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
         self._lookahead_s = DECAY_LOOKAHEAD_S + 2 * settings.flush_interval_s * (1 + WRITE_PACE)
@@ -373,7 +374,7 @@ class ScoringLoop:
             return decode_state(raw)
 
         now = self._clock()
-        result = self.pipeline.process(messages, now=now, load=load)
+        result = self.pipeline.process(messages, now=now, load=load, fall_back=self.fall_back)
         soon = now + self._lookahead_s
         model, schedule = self.model, self.schedule
         for lead_id, (state, partition, _index) in result.touched.items():
@@ -415,6 +416,7 @@ class ScoringLoop:
                 # overran: none of it was acked, the partitions' owners read it again.
                 self.metrics.discarded.inc(discarded)
                 self.cache.clear()
+                self._unwritten.clear()
         return self.source.flowing()
 
     # ------------------------------------------------------- the writer's callbacks
@@ -425,6 +427,7 @@ class ScoringLoop:
         except Exception as exc:  # one lead's state, not the window (issue 23)
             self._unstorable(lead_id, state, partition, exc)
             return None
+        self._unwritten[lead_id] = value
         # Rescheduled here, once per lead per window (changes due soon were scheduled
         # as they were scored) -- unless a later batch changed the lead (it is dirty
         # again): this is then the closed window's copy, and the lead's newer state
@@ -442,36 +445,55 @@ class ScoringLoop:
             "stored state and the events since go to the dead-letter topic",
             type(error).__name__,
         )
-        self.cache.pop(lead_id, None)  # the next record reads the stored state
-        stored = self._stored_applied(lead_id, partition)
-        detail = f"lead state not stored: {type(error).__name__}"
-        for source, last in sorted(state.applied.items()):
-            first = stored.get(source, -1) + 1
-            if first > last:
-                continue
-            topic, _, at = source.rpartition(":")
-            headers = contract.dlq_headers(
-                "processing_error",
-                detail,
-                topic=topic,
-                partition=int(at),
-                offset=last,
-                failed_at=self._clock(),
-            )
-            value = orjson.dumps(
-                {"lead_id": lead_id, "source": source, "first_offset": first, "last_offset": last}
-            )
-            self._unstored.append((lead_id.encode(), value, headers))
+        held, good = self.fall_back(lead_id, partition)
+        held.append(state)
+        for topic, key, value, headers in contract.lost_events(
+            lead_id,
+            [s.applied for s in held],
+            good.applied if good is not None else {},
+            f"lead state not stored: {type(error).__name__}",
+            failed_at=self._clock(),
+        ):
+            self._unstored.append((key, value, headers))
             self.metrics.dlq.labels(topic, "processing_error").inc()
 
-    def _stored_applied(self, lead_id: str, partition: int) -> Mapping[str, int]:
-        raw = self.store.get(lead_id.encode(), partition)
+    def fall_back(self, lead_id: str, partition: int) -> tuple[list[LeadState], LeadState | None]:
+        """Forget what memory holds of ``lead_id`` (its cached state and the open
+        window's) and hold its last good state instead: the closed window's copy if
+        it has one, else the state being written, else the stored one. Returns the
+        states forgotten and that last good state (see ``Pipeline.process``)."""
+        held: list[LeadState] = []
+        cached = self.cache.pop(lead_id, None)
+        if cached is not None:
+            held.append(cached)
+        entry = self.writer.open.dirty.pop(lead_id, None)
+        if entry is not None and entry[0] is not cached:
+            held.append(entry[0])
+        good = self._last_good(lead_id, partition)
+        if good is not None:
+            self.cache[lead_id] = good
+        self.schedule.set(
+            partition, lead_id, next_change_at(good, self.model) if good is not None else None
+        )
+        return held, good
+
+    def _last_good(self, lead_id: str, partition: int) -> LeadState | None:
+        closed = self.writer.closed
+        if closed is not None:
+            # Claimed before the batch changed the lead (Pipeline's load claims
+            # first); the closed window writes that copy, so the lead gets its own.
+            entry = closed.claimed.get(lead_id)
+            if entry is not None:
+                return entry[0].copy()
+        raw = self._unwritten.get(lead_id)
         if raw is None:
-            return {}
+            raw = self.store.get(lead_id.encode(), partition)
+        if raw is None:
+            return None
         try:
-            return decode_state(raw).applied
-        except Exception:  # unreadable too: every applied offset is reported
-            return {}
+            return decode_state(raw)
+        except Exception:  # unreadable too: the lead starts afresh
+            return None
 
     async def _publish(self, writes: list[Write]) -> None:
         if self.transactions is not None:
@@ -565,6 +587,7 @@ class ScoringLoop:
 
     def _written(self, states: int, events: int, seconds: float) -> None:
         metrics, cache = self.metrics, self.cache
+        self._unwritten.clear()  # the window is stored: the store has them all
         metrics.state_writes.inc(states)
         metrics.events_acked.inc(events)
         metrics.flush_duration.observe(seconds)

@@ -85,6 +85,11 @@ class BatchResult:
 
 
 StateLoader = Callable[[str, int], LeadState | None]
+#: ``fall_back(lead_id, partition)`` after an error scoring a lead: memory forgets the
+#: lead and from now on holds its last good state (written, or being written). Returns
+#: the states memory held of it (what the failed call may have changed) and that last
+#: good state (None: the lead has none).
+FallBack = Callable[[str, int], tuple[list[LeadState], LeadState | None]]
 
 
 @dataclass(slots=True)
@@ -93,6 +98,7 @@ class _BatchRun:
 
     now: float
     load: StateLoader
+    fall_back: FallBack | None = None
     out: BatchResult = field(default_factory=BatchResult)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     dlq_counts: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -124,14 +130,23 @@ class Pipeline:
         #: Longer dead-letter values are truncated (see contract.fit_dead_letter).
         self.max_dead_letter_bytes = max_dead_letter_bytes
 
-    def process(self, messages: Iterable[Message], *, now: float, load: StateLoader) -> BatchResult:
-        """Score one batch. ``load(lead_id, index)`` returns the stored state or None.
+    def process(
+        self,
+        messages: Iterable[Message],
+        *,
+        now: float,
+        load: StateLoader,
+        fall_back: FallBack | None = None,
+    ) -> BatchResult:
+        """Score one batch. ``load(lead_id, index)`` returns the lead's state or None.
 
         A record that cannot be scored (invalid, malformed internal record, past a
         state bound, or an error while scoring it) becomes a dead letter; the rest of
-        the batch goes on.
+        the batch goes on. After an error the lead falls back to its last good state
+        (``fall_back``; without it, ``load``'s), and the offsets of the events it loses
+        become dead letters too (see :meth:`_lost`).
         """
-        batch = _BatchRun(now=now, load=load)
+        batch = _BatchRun(now=now, load=load, fall_back=fall_back)
         for index, msg in enumerate(messages):
             try:
                 if msg.kind == TICK_KIND:
@@ -139,10 +154,7 @@ class Pipeline:
                 else:
                     self._score(batch, index, msg)
             except Exception as exc:  # a bug, or a model the state does not fit
-                # Never one record taking the worker, or the batch, down with it. A
-                # lead read from the store for this record keeps its stored state; a
-                # state already in memory (cached, or changed earlier in the batch)
-                # keeps what the failed call changed: the engine works in place.
+                # Never one record taking the worker, or the batch, down with it.
                 log.warning(
                     "leadstream: scoring %s[%d]@%d failed: %s; dead-lettered",
                     msg.topic,
@@ -151,8 +163,46 @@ class Pipeline:
                     type(exc).__name__,
                 )
                 self._reject(batch, msg, "processing_error", type(exc).__name__)
+                self._lost(batch, index, msg, type(exc).__name__)
         self._flush_counts(batch)
         return batch.out
+
+    def _lost(self, batch: _BatchRun, index: int, msg: Message, error: str) -> None:
+        """After an error scoring ``msg``: its lead falls back to its last good state.
+
+        The engine works in place, so a state in memory (cached, or changed earlier
+        in the batch) may hold half of what the failed call did: it is forgotten, and
+        the events applied since the last good state are dead-lettered as offset
+        ranges (``lost_events``). Only this error path decodes the record again."""
+        lead_id = self._lead_of(msg, batch.now)
+        if lead_id is None:
+            return  # failed before its lead was known: no state was touched
+        entry = batch.out.touched.pop(lead_id, None)
+        if batch.fall_back is not None:
+            held, good = batch.fall_back(lead_id, msg.partition)
+        else:
+            held, good = [], batch.load(lead_id, index)
+        if entry is not None:
+            held.append(entry[0])
+        dead = contract.lost_events(
+            lead_id,
+            [state.applied for state in held],
+            good.applied if good is not None else {},
+            f"lead state fell back after {error}",
+            failed_at=batch.now,
+        )
+        for topic, key, value, headers in dead:
+            batch.out.dead.append((key, value, headers))
+            _bump(batch.dlq_counts, (topic, "processing_error"))
+
+    def _lead_of(self, msg: Message, now: float) -> str | None:
+        try:
+            if msg.kind == TICK_KIND:
+                return (msg.key or b"").decode()
+            lead_id: str = decode(msg.kind, msg.value, now, self.max_future_skew_s)["lead_id"]
+            return lead_id
+        except Exception:
+            return None
 
     def _tick(self, batch: _BatchRun, index: int, msg: Message) -> None:
         """Advance a lead whose decay change is due (a record on the tick topic)."""

@@ -218,6 +218,38 @@ def test_an_error_while_scoring_one_record_dead_letters_it_and_the_batch_goes_on
     assert dict(headers)["leadstream.dlq.error"] == b"RecursionError"
 
 
+def test_an_error_after_a_lead_changed_in_the_batch_drops_the_change_and_names_its_offsets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p = pipeline()
+    real_apply = pipeline_module.apply
+
+    def apply(state: LeadState, event: Any, model: Any) -> Any:
+        if event["event_id"] == "poison":
+            state.events_seen += 1000  # half done, in place
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_apply(state, event, model)
+
+    monkeypatch.setattr(pipeline_module, "apply", apply)
+    first = msg("web", "lead-1", "e1", url="https://x.io/pricing")
+    batch = [first, msg("web", "lead-1", "poison", url="https://x.io/blog")]
+    result = p.process(batch, now=NOW, load=lambda lead, i: None)
+    assert result.touched == {}  # the lead keeps what load gave: nothing
+    assert dead(result) == [(b"lead-1", "processing_error")] * 2
+    lost = orjson.loads(result.dead[1][1])
+    assert lost == {
+        "lead_id": "lead-1",
+        "source": f"t.web:{first.partition}",
+        "first_offset": 0,
+        "last_offset": first.offset,
+    }
+    assert count(p, "t.web", "scored") == 1  # counted as scored, then dead-lettered
+    dlq = p.metrics.registry.get_sample_value(
+        "leadstream_dlq_total", {"topic": "t.web", "reason": "processing_error"}
+    )
+    assert dlq is not None and dlq == 2
+
+
 def test_malformed_internal_records_are_dead_letters() -> None:
     p = pipeline()
     tick = Message("t.ticks", 0, 1, b"\xff\xfe", b"0", TICK_KIND)
