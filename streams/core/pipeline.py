@@ -18,7 +18,7 @@ per-event metric calls cost more than the scoring of a simple event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -318,7 +318,7 @@ class Pipeline:
                 continue
             m.transitions.labels(old, new, transition["cause"]).inc()
             m.stage_entries.labels(new, transition["grade"], transition["model_version"]).inc()
-            _observe_spans(m, transition, state)
+            _observe_spans(m, transition, state, self.model.stage_rank)
 
     def _flush_counts(self, batch: _BatchRun) -> None:
         m = self.metrics
@@ -336,10 +336,12 @@ class Pipeline:
             m.event_lag.observe(lag)
 
 
-def _observe_spans(m: Metrics, transition: Any, state: LeadState) -> None:
+def _observe_spans(m: Metrics, transition: Any, state: LeadState, rank: Mapping[str, int]) -> None:
     """The time-to-stage KPIs a stage change completes. The state is the lead's after
     the call that made the change: its entry time of the stage left is still that
-    stay's (a stage is entered again only by a later change)."""
+    stay's (a stage is entered again only by a later change). A lead that passes a
+    span's first stage in the same step (warm -> sql: it met MQL and SQL at once)
+    completes that span in 0 s, as ``leadstream report`` counts it."""
     old, new, at = transition["from_stage"], transition["to_stage"], transition["changed_at"]
     for span, start, end in KPI_SPANS:
         if new != end:
@@ -348,6 +350,8 @@ def _observe_spans(m: Metrics, transition: Any, state: LeadState) -> None:
             since = state.since
         elif start == old:
             since = state.entered.get(old)
+        elif -1 < rank.get(old, -1) < rank.get(start, -1):
+            since = at  # skipped
         else:
             continue
         if since is not None and since <= at:

@@ -425,6 +425,21 @@ def test_outcomes_move_the_lead_and_feed_the_funnel_kpis() -> None:
     assert sample(p, spans + "_count", {"span": "mql_to_sql"}) == 1
 
 
+def test_a_lead_that_skips_mql_completes_mql_to_sql_in_no_time() -> None:
+    p = sales_pipeline()
+    profile, *engagement = to_sql("lead-s3")
+    result = p.process([*engagement, profile], now=NOW, load=lambda lead, i: None)
+    changes = [orjson.loads(v) for _, v in result.qualified]
+    assert [(c["from_stage"], c["to_stage"]) for c in changes] == [
+        ("cold", "warm"),
+        ("warm", "sql"),
+    ]
+    spans = "leadstream_time_to_stage_seconds"
+    assert sample(p, spans + "_count", {"span": "mql_to_sql"}) == 1
+    assert sample(p, spans + "_sum", {"span": "mql_to_sql"}) == 0.0
+    assert sample(p, spans + "_count", {"span": "sql_to_accepted"}) == 0
+
+
 def test_an_sla_breach_is_published_by_a_tick_and_counted_not_as_a_stage_change() -> None:
     p = sales_pipeline()
     lead = "lead-s2"
