@@ -54,9 +54,27 @@ def test_a_preview_prints_the_tables_and_writes_a_self_contained_report(
     assert 'id="fig-scores-at-the-end"' in html
     assert 'id="fig-stage-changes-per-day--utc-"' in html
     assert html.count("Plotly.newPlot(") == 5
-    assert not re.search(r"<script[^>]*\bsrc=", html)  # plotly.js is inline: opens offline
-    assert not re.search(r"<link[^>]*\bhref=", html)
+    assert_self_contained(html)
     assert str(edited) in html
+    # The counts under the bars, as the console has them: a few MQLs beside thousands
+    # of cold leads are no bar at all.
+    stages = html[html.index("<h2>Leads per stage</h2>") :]
+    assert re.match(
+        r"<h2>Leads per stage</h2>\s*<table><thead><tr><th></th><th>current</th>", stages
+    )
+    assert re.search(
+        r"<tr><td>cold</td><td>[\d,]+</td><td>[\d,]+</td><td>-[\d,]+</td></tr>", stages
+    )
+    assert '<td class="sub">caused by event</td>' in html  # under "stage changes published"
+
+
+def assert_self_contained(html: str) -> None:
+    """plotly.js inlined once, and nothing fetched: the report opens offline (a page
+    that loads plotly from a CDN draws nothing where the network is closed)."""
+    assert html.count("plotly.js v") == 1
+    assert not re.search(r"<script[^>]*\bsrc=", html)
+    assert not re.search(r"<link[^>]*\bhref=", html)
+    assert not re.search(r"<(img|iframe)[^>]*\bsrc=[\"']?https?:", html)
 
 
 def test_the_model_in_use_previewed_against_itself_moves_no_lead(
@@ -65,10 +83,15 @@ def test_the_model_in_use_previewed_against_itself_moves_no_lead(
     model = export.parent / "in-use.toml"
     model.write_text(DEFAULT)
     monkeypatch.setenv("LEADSTREAM_MODEL", str(model))  # the default --current
-    assert main(["model", "preview", str(model), "--from-export", str(export)]) == 0
+    report = export.parent / "report.html"
+    argv = ["model", "preview", str(model), "--from-export", str(export), "--report", str(report)]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "; 0 would change stage" in out
     assert f"current   leadstream-default v2.0.0 ({model})" in out
+    html = report.read_text()
+    assert "<p>No lead would change stage.</p>" in html
+    assert 'id="fig-leads-that-would-change-stage"' not in html  # no empty axes under it
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
