@@ -1,12 +1,13 @@
 """``leadstream demo``: live demo traffic to the four input topics, and the outcomes a
 CRM sync would publish on ``lead.outcomes``.
 
-A thin I/O shell around :class:`streams.local.workload.DemoTraffic` and
-:class:`streams.local.crm.CrmSync` (which decide what to send and are unit-tested):
-connect with a deadline, send at about ``rate`` messages per second keyed by lead id,
-follow the stage changes on ``lead.qualified`` (as ``leadstream tail`` reads them) and
-publish each SQL's sales outcomes when they are due, log a one-line count summary
-every 10 s, and on Ctrl-C/SIGTERM or after ``duration`` seconds flush and exit cleanly.
+A thin I/O shell, :class:`DemoRun`, around :class:`streams.local.workload.DemoTraffic`,
+:class:`streams.local.crm.CrmSync` and :class:`Pacing` (which decide what to send and
+when, and are unit-tested): connect with a deadline, send at about ``rate`` messages
+per second keyed by lead id, follow the stage changes on ``lead.qualified`` (as
+``leadstream tail`` reads them) and publish each SQL's sales outcomes when they are due,
+log a one-line count summary every 10 s, and on Ctrl-C/SIGTERM or after ``duration``
+seconds flush and exit cleanly.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import orjson
@@ -88,92 +90,205 @@ async def run_demo(
     producer = await _connect(settings.bootstrap_servers, security_of(settings), connect_timeout_s)
     if producer is None:
         return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    assert main is not None
-
-    def stop_now() -> None:
-        # Cancelled too, not only told: with the broker gone, a send waits for room in
-        # the producer's buffer and would never look at ``stop`` again.
-        stop.set()
-        main.cancel()
-
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop_now)
-            installed.append(sig)
-    topics = {
-        "web": settings.topic_web,
-        "email": settings.topic_email,
-        "webinar": settings.topic_webinar,
-        "profile": settings.topic_profiles,
-    }
-    start = time.time()
-    traffic = DemoTraffic(n_leads=leads, seed=seed, start=start)
-    counts: Counter[str] = Counter()
-    print(
-        f"leadstream demo: {rate:g} events/s to {settings.bootstrap_servers}, {leads} leads, "
-        f"seed {seed}, "
-        f"hot leads {', '.join(traffic.hot_lead_ids)}; "
-        + (f"outcomes to {settings.topic_outcomes} for leads reaching sql; " if outcomes else "")
-        + (f"{duration:g}s" if duration else "Ctrl-C to stop"),
-        file=out,
-        flush=True,
+    demo = DemoRun(
+        settings,
+        producer,
+        rate=rate,
+        leads=leads,
+        duration=duration,
+        seed=seed,
+        log_every_s=log_every_s,
+        out=out,
+        outcomes=outcomes,
+        outcome_delay_scale=outcome_delay_scale,
+        outcomes_since=outcomes_since,
     )
+    return await demo.run()
 
-    def delivered(fut: asyncio.Future[Any]) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            counts["failed"] += 1
 
-    follower: asyncio.Task[None] | None = None
-    if outcomes:
-        crm = CrmSync(seed=seed, delay_scale=outcome_delay_scale)
-        since = start if outcomes_since is None else outcomes_since
-        follower = asyncio.create_task(
-            _crm_sync(settings, producer, crm, since, counts, delivered), name="crm-sync"
-        )
-    sent = 0
-    next_log = start + log_every_s
-    try:
-        while not stop.is_set():
-            now = time.time()
-            elapsed = now - start
-            if duration and elapsed >= duration:
-                break
-            due = int(elapsed * rate) + 1 - sent
-            for _ in range(max(0, due)):
-                msg = traffic.next_message(now)
-                fut = await producer.send(topics[msg.kind], msg.value, key=msg.lead_id.encode())
-                fut.add_done_callback(delivered)
-                counts[msg.kind] += 1
-                counts["invalid" if msg.label in INVALID_KINDS else "valid"] += 1
-                sent += 1
-            if now >= next_log:
-                _summary(counts, sent, elapsed, out)
-                next_log += log_every_s
-            wait = min(MAX_SLEEP_S, max(0.0, (sent / rate) - (time.time() - start)))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
-    except KafkaError as exc:
-        print(f"leadstream demo: Kafka error: {exc}", file=sys.stderr)
-        return 1
-    except asyncio.CancelledError:
-        if not stop.is_set():
-            raise
-    finally:
-        for sig in installed:
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """About ``rate`` messages a second from ``start``, the first one at once; a run
+    that fell behind catches up at once rather than staying behind."""
+
+    rate: float
+    start: float
+
+    def due(self, sent: int, now: float) -> int:
+        """How many to send at ``now`` when ``sent`` have been sent."""
+        return max(0, int((now - self.start) * self.rate) + 1 - sent)
+
+    def wait(self, sent: int, now: float) -> float:
+        """How long to sleep at ``now`` before the next one, at most MAX_SLEEP_S."""
+        return min(MAX_SLEEP_S, max(0.0, sent / self.rate - (now - self.start)))
+
+
+class DemoRun:
+    """One demo on a started ``producer``, which it stops: paced traffic to the input
+    topics, the CRM sync's outcomes when ``outcomes``, and the count summaries."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        producer: AIOKafkaProducer,
+        *,
+        rate: float,
+        leads: int,
+        duration: float,
+        seed: int,
+        log_every_s: float = LOG_EVERY_S,
+        out: TextIO = sys.stdout,
+        outcomes: bool = True,
+        outcome_delay_scale: float = 1.0,
+        outcomes_since: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.rate = rate
+        self.leads = leads
+        self.duration = duration
+        self.seed = seed
+        self.log_every_s = log_every_s
+        self.out = out
+        self.outcomes = outcomes
+        self.outcome_delay_scale = outcome_delay_scale
+        self.outcomes_since = outcomes_since
+        self.topics = {
+            "web": settings.topic_web,
+            "email": settings.topic_email,
+            "webinar": settings.topic_webinar,
+            "profile": settings.topic_profiles,
+        }
+        self.start = time.time()
+        self.pacing = Pacing(rate, self.start)
+        self.traffic = DemoTraffic(n_leads=leads, seed=seed, start=self.start)
+        self.counts: Counter[str] = Counter()
+        self.sent = 0
+        self.stopping = asyncio.Event()
+        self._main: asyncio.Task[Any] | None = None
+        self._signals: list[signal.Signals] = []
+        self._follower: asyncio.Task[None] | None = None
+
+    async def run(self) -> int:
+        """Until stopped or ``duration`` is over; 0, or 1 on a Kafka error. The final
+        summary is printed either way."""
+        self._main = asyncio.current_task()
+        assert self._main is not None
+        self._install_signal_handlers()
+        self._announce()
+        if self.outcomes:
+            self._start_follower()
+        try:
+            await self._send_until_stopped()
+        except KafkaError as exc:
+            print(f"leadstream demo: Kafka error: {exc}", file=sys.stderr)
+            return 1
+        except asyncio.CancelledError:
+            if not self.stopping.is_set():
+                raise
+        finally:
+            await self._stop()
+        return 0
+
+    def stop(self) -> None:
+        """What Ctrl-C and SIGTERM call."""
+        # Cancelled too, not only told: with the broker gone, a send waits for room in
+        # the producer's buffer and would never look at ``stopping`` again.
+        self.stopping.set()
+        if self._main is not None:  # None: not running yet
+            self._main.cancel()
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+                self._signals.append(sig)
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
             loop.remove_signal_handler(sig)
-        if follower is not None:
-            await _stop_follower(follower)
+        self._signals.clear()
+
+    def _announce(self) -> None:
+        print(
+            f"leadstream demo: {self.rate:g} events/s to {self.settings.bootstrap_servers}, "
+            f"{self.leads} leads, seed {self.seed}, "
+            f"hot leads {', '.join(self.traffic.hot_lead_ids)}; "
+            + (
+                f"outcomes to {self.settings.topic_outcomes} for leads reaching sql; "
+                if self.outcomes
+                else ""
+            )
+            + (f"{self.duration:g}s" if self.duration else "Ctrl-C to stop"),
+            file=self.out,
+            flush=True,
+        )
+
+    def _start_follower(self) -> None:
+        crm = CrmSync(seed=self.seed, delay_scale=self.outcome_delay_scale)
+        since = self.start if self.outcomes_since is None else self.outcomes_since
+        self._follower = asyncio.create_task(
+            _crm_sync(self.settings, self.producer, crm, since, self.counts, self._delivered),
+            name="crm-sync",
+        )
+
+    async def _send_until_stopped(self) -> None:
+        next_log = self.start + self.log_every_s
+        while not self.stopping.is_set():
+            now = time.time()
+            elapsed = now - self.start
+            if self.duration and elapsed >= self.duration:
+                break
+            await self._send_due(now)
+            if now >= next_log:
+                self._summary(elapsed)
+                next_log += self.log_every_s
+            wait = self.pacing.wait(self.sent, time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=wait)
+
+    async def _send_due(self, now: float) -> None:
+        for _ in range(self.pacing.due(self.sent, now)):
+            msg = self.traffic.next_message(now)
+            fut = await self.producer.send(
+                self.topics[msg.kind], msg.value, key=msg.lead_id.encode()
+            )
+            fut.add_done_callback(self._delivered)
+            self.counts[msg.kind] += 1
+            self.counts["invalid" if msg.label in INVALID_KINDS else "valid"] += 1
+            self.sent += 1
+
+    def _delivered(self, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self.counts["failed"] += 1
+
+    async def _stop(self) -> None:
+        self._remove_signal_handlers()
+        # The follower first: it sends through the producer about to be flushed.
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._follower, FOLLOW_STOP_S)
         # Bounded: with the broker gone, neither would ever finish.
         with contextlib.suppress(KafkaError, TimeoutError):
-            await asyncio.wait_for(producer.flush(), STOP_GRACE_S)
+            await asyncio.wait_for(self.producer.flush(), STOP_GRACE_S)
         with contextlib.suppress(KafkaError, TimeoutError):
-            await asyncio.wait_for(producer.stop(), STOP_GRACE_S)
-        _summary(counts, sent, time.time() - start, out, final=True)
-    return 0
+            await asyncio.wait_for(self.producer.stop(), STOP_GRACE_S)
+        self._summary(time.time() - self.start, final=True)
+
+    def _summary(self, elapsed: float, *, final: bool = False) -> None:
+        counts = self.counts
+        rate = self.sent / elapsed if elapsed > 0 else 0.0
+        print(
+            f"leadstream demo: {'done, ' if final else ''}sent {self.sent} ({rate:.1f}/s): "
+            f"web {counts['web']}, email {counts['email']}, webinar {counts['webinar']}, "
+            f"profile {counts['profile']}; invalid {counts['invalid']}, "
+            f"failed {counts['failed']}; outcomes {counts['outcome']}",
+            file=self.out,
+            flush=True,
+        )
 
 
 async def _crm_sync(
@@ -254,12 +369,6 @@ async def _publish_outcomes(
             counts["outcome"] += 1
 
 
-async def _stop_follower(follower: asyncio.Task[None]) -> None:
-    follower.cancel()
-    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-        await asyncio.wait_for(follower, FOLLOW_STOP_S)
-
-
 async def _connect(
     bootstrap: str, security: KafkaSecurity, timeout_s: float
 ) -> AIOKafkaProducer | None:
@@ -294,17 +403,3 @@ async def _connect(
         file=sys.stderr,
     )
     return None
-
-
-def _summary(
-    counts: Counter[str], sent: int, elapsed: float, out: TextIO, *, final: bool = False
-) -> None:
-    rate = sent / elapsed if elapsed > 0 else 0.0
-    print(
-        f"leadstream demo: {'done, ' if final else ''}sent {sent} ({rate:.1f}/s): "
-        f"web {counts['web']}, email {counts['email']}, webinar {counts['webinar']}, "
-        f"profile {counts['profile']}; invalid {counts['invalid']}, failed {counts['failed']}; "
-        f"outcomes {counts['outcome']}",
-        file=out,
-        flush=True,
-    )

@@ -1,5 +1,5 @@
-"""The demo: its seed (fixed when asked for, new on every run otherwise), and the
-outcomes it publishes as a CRM sync would."""
+"""The demo: its seed (fixed when asked for, new on every run otherwise), its pacing and
+stop, and the outcomes it publishes as a CRM sync would."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import pytest
 from streams.cli import _build_parser, _local_tooling
 from streams.core import contract
 from streams.core.partitioning import Partitioner
+from streams.local import demo as demo_module
 from streams.local.crm import CrmSync, OutcomeMessage, plan
-from streams.local.demo import pick_seed, run_demo
+from streams.local.demo import MAX_SLEEP_S, DemoRun, Pacing, pick_seed, run_demo
 from streams.local.verify import read_topic
 from streams.local.workload import DemoTraffic
 from streams.settings import Settings
@@ -40,6 +41,100 @@ def test_runs_without_a_seed_send_new_event_ids() -> None:
     first, second = (DemoTraffic(n_leads=50, seed=pick_seed(None), start=0.0) for _ in range(2))
     ids = [{m.value for m in (t.next_message(1.0 + i) for i in range(20))} for t in (first, second)]
     assert ids[0].isdisjoint(ids[1])
+
+
+# ------------------------------------------------------------- pacing and stop
+
+
+def test_the_pacing_sends_rate_a_second_the_first_at_once() -> None:
+    pacing = Pacing(rate=4, start=100.0)
+    assert pacing.due(0, 100.0) == 1
+    assert pacing.due(1, 100.2) == 0
+    assert pacing.due(1, 100.25) == 1
+    assert pacing.due(2, 103.0) == 11  # fell behind: caught up at once
+    assert pacing.due(20, 103.0) == 0  # ahead: none, never fewer
+    sent = 0
+    for tick in range(600):  # a minute in 0.1 s steps
+        sent += pacing.due(sent, 100.0 + tick / 10)
+    assert sent == 240  # 4 a second over 59.9 s, and the one at 0
+
+
+def test_the_pacing_sleeps_until_the_next_one_is_due_but_never_long() -> None:
+    pacing = Pacing(rate=2, start=100.0)
+    assert pacing.wait(1, 100.0) == MAX_SLEEP_S  # due in 0.5 s: a stop is noticed sooner
+    assert pacing.wait(1, 100.4) == pytest.approx(0.1)
+    assert pacing.wait(1, 101.0) == 0.0  # late
+
+
+class FakeProducer:
+    """Accepts ``room`` sends, then waits for buffer room forever, as with the broker
+    gone; ``hangs``: flush and stop never end either."""
+
+    def __init__(self, room: int = 1_000_000, *, hangs: bool = False) -> None:
+        self.room, self.hangs = room, hangs
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.flushed = self.stopped = False
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        if len(self.sent) >= self.room:
+            await asyncio.Event().wait()
+        self.sent.append((topic, value, key))
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivery.set_result(None)
+        return delivery
+
+    async def flush(self) -> None:
+        if self.hangs:
+            await asyncio.Event().wait()
+        self.flushed = True
+
+    async def stop(self) -> None:
+        if self.hangs:
+            await asyncio.Event().wait()
+        self.stopped = True
+
+
+def demo_run(producer: FakeProducer, duration: float, out: io.StringIO) -> DemoRun:
+    return DemoRun(
+        Settings.from_env({}),
+        producer,
+        rate=100,
+        leads=5,
+        duration=duration,
+        seed=1,
+        out=out,
+        outcomes=False,
+    )
+
+
+async def test_a_run_ends_after_its_duration_flushed_with_a_final_summary() -> None:
+    producer, out = FakeProducer(), io.StringIO()
+    assert await asyncio.wait_for(demo_run(producer, 0.3, out).run(), 10) == 0
+    assert producer.flushed and producer.stopped
+    assert 1 <= len(producer.sent) <= 100 * 0.3 + 1
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith(f"leadstream demo: done, sent {len(producer.sent)} ("), last
+
+
+async def test_sigterm_ends_a_run_whose_send_waits_forever_within_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(demo_module, "STOP_GRACE_S", 0.2)
+    producer, out = FakeProducer(room=3, hangs=True), io.StringIO()
+    run = asyncio.create_task(demo_run(producer, 0, out).run())
+    while len(producer.sent) < 3:
+        assert not run.done()
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # the fourth send is waiting for room
+    assert not run.done()
+    # Else this SIGTERM would end pytest itself.
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    started = time.monotonic()
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(run, 10) == 0
+    assert time.monotonic() - started < 2 * 0.2 + 1.0  # flush and stop, each bounded
+    assert out.getvalue().splitlines()[-1].startswith("leadstream demo: done, sent 3 (")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone
 
 
 # ------------------------------------------------------------- outcomes (CRM sync)
