@@ -7,7 +7,8 @@ How a lead is read (docs/kpis.md says it in the domain's words):
   dropped (the contract's rule for at-least-once delivery); outcomes are ordered by
   ``occurred_at`` and a repeated ``event_id`` is dropped (the worker's rule for input).
 - **Funnel stages.** ``lead``: the lead's first stage change in the input. ``mql``:
-  its first change into the MQL stage or past it (a jump warm -> sql passes MQL).
+  its first change into the MQL stage or past it (a jump warm -> sql passes MQL: an
+  MQL and an SQL at the same instant, MQL -> SQL 0 s, as the live metric observes it).
   ``sql``: its first change into the SQL stage. ``accepted``, ``opportunity``,
   ``won``: its first such outcome, a later one standing for the earlier (an
   opportunity without an ``accepted`` outcome was accepted when it was created).
@@ -95,6 +96,9 @@ class Journey:
     reached: dict[str, float]
     #: ``won``, ``lost`` (and never won) or None: still open, or never an opportunity.
     closed: str | None
+    #: It became an MQL by jumping straight into the SQL stage (warm -> sql): an MQL
+    #: and an SQL at the same instant, its MQL -> SQL time 0 s.
+    skipped_mql: bool = False
 
 
 @dataclass(slots=True)
@@ -108,6 +112,8 @@ class Cohort:
     reached: Counter[str] = field(default_factory=Counter)
     #: Leads that were MQLs and reached an opportunity.
     mql_opportunities: int = 0
+    #: MQLs that became one by jumping straight into SQL (their MQL -> SQL is 0 s).
+    skipped_mql: int = 0
     won: int = 0
     lost: int = 0
     #: Grade at MQL entry -> leads along GRADE_FUNNEL (each stage and those before).
@@ -187,6 +193,7 @@ class Cohort:
             if "opportunity" in reached:
                 self.mql_opportunities += 1
                 self.grade_opportunities[journey.grade] += 1
+        self.skipped_mql += journey.skipped_mql
         if journey.closed == "won":
             self.won += 1
         elif journey.closed == "lost":
@@ -233,6 +240,7 @@ class Cohort:
         self.leads += other.leads
         self.funnel = [a + b for a, b in zip(self.funnel, other.funnel, strict=True)]
         self.mql_opportunities += other.mql_opportunities
+        self.skipped_mql += other.skipped_mql
         self.won += other.won
         self.lost += other.lost
         for grade, counts in other.grades.items():
@@ -408,7 +416,9 @@ def journey_of(
             reached["contacted"] = contact
     closed = "won" if "won" in first else "lost" if "lost" in first else None
     model = (qualifying or changes[-1]).model
-    return Journey(model, qualifying.grade if qualifying else None, reached, closed)
+    grade = qualifying.grade if qualifying else None
+    skipped = qualifying is not None and qualifying.to_stage == stages.sql
+    return Journey(model, grade, reached, closed, skipped)
 
 
 #: Stage names below MQL and above SQL in the bundled model and in docs/scoring-model.md's

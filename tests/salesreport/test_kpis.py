@@ -172,12 +172,35 @@ def test_a_lead_belongs_to_the_model_that_made_it_an_mql() -> None:
 
 
 def test_a_jump_past_mql_counts_as_an_mql_that_took_no_time() -> None:
-    records = [change("j", 1, "warm", T0), change("j", 2, "sql", T0 + HOUR, grade="B")]
+    # BANT complete and the score high at once: warm -> sql, never published as mql.
+    # It entered MQL and SQL at the same instant (the live metric observes 0 s too),
+    # and it is one of the MQLs MQL precision is over.
+    records = [
+        change("j", 1, "warm", T0),
+        change("j", 2, "sql", T0 + HOUR, grade="B"),
+        outcome("j", "opportunity_created", T0 + 5 * HOUR),
+        change("m", 1, "warm", T0),
+        change("m", 2, "mql", T0 + HOUR, grade="B"),  # an MQL that went no further
+    ]
     c = compute(history_of(records)).overall
-    assert c.funnel[:3] == [1, 1, 1]
-    assert c.grades == {"B": [1, 1, 0, 0, 0]}
+    assert c.funnel[:3] == [2, 2, 1]
+    assert c.grades == {"B": [2, 1, 1, 1, 0]}
     assert c.milestones["MQL → SQL"] == [0.0]
-    assert c.entering == {"warm": 1, "sql": 1}  # as published: it never entered mql
+    assert c.mql_precision == Rate(1, 2)
+    assert c.opportunities_from_mqls == Rate(1, 1)
+    assert c.skipped_mql == 1
+    assert c.entering == {"warm": 2, "mql": 1, "sql": 1}  # as published: j never entered mql
+
+
+def test_a_lead_that_was_an_mql_before_its_sql_did_not_jump() -> None:
+    records = [
+        change("d", 1, "mql", T0),
+        change("d", 2, "warm", T0 + HOUR),  # decayed
+        change("d", 3, "sql", T0 + 2 * HOUR),  # and came back straight into sql
+    ]
+    c = compute(history_of(records)).overall
+    assert c.skipped_mql == 0
+    assert c.milestones["MQL → SQL"] == [2 * HOUR]
 
 
 def test_later_sales_stages_stand_for_earlier_ones() -> None:
