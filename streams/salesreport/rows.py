@@ -138,6 +138,18 @@ def reason_rows(report: SalesReport, outcome: str) -> list[tuple[str, list[int]]
     ]
 
 
+def skip_note(report: SalesReport) -> str | None:
+    """What the MQL -> SQL times count for leads that jumped past MQL; None if none did."""
+    n = report.overall.skipped_mql
+    if not n:
+        return None
+    leads = "lead" if n == 1 else "leads"
+    return (
+        f"MQL → SQL counts {n:,} {leads} that jumped straight into SQL (warm to sql at once) "
+        "as 0 s: an MQL and an SQL at the same instant, in the funnel and in MQL precision too"
+    )
+
+
 def headline(report: SalesReport) -> str:
     n = report.counts
     text = (
@@ -145,7 +157,7 @@ def headline(report: SalesReport) -> str:
         f"{len(report.models):,} model version{'s' if len(report.models) != 1 else ''}"
     )
     if n.sla_breaches:
-        text += f"; {n.sla_breaches:,} SLA breaches"
+        text += f"; {n.sla_breaches:,} SLA breach{'es' if n.sla_breaches != 1 else ''}"
     if report.first_at is not None and report.last_at is not None:
         text += f"; {format_time(report.first_at)} to {format_time(report.last_at)}"
     return text
@@ -171,6 +183,12 @@ def notes(report: SalesReport) -> list[str]:
             "not counted"
         )
     lines += [f"left out: {why} ({count:,})" for why, count in sorted(report.skipped.items())]
+    if n.leads and not n.outcomes and not n.unmatched_outcomes:
+        # Else "accepted 0 (0.0%)" reads as sales turning every SQL down.
+        lines.append(
+            "no outcomes in the input (no lead.outcomes, or nothing published to it yet): "
+            "the funnel past SQL and the rates that need sales' outcomes have nothing to count"
+        )
     return lines
 
 

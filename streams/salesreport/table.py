@@ -73,6 +73,9 @@ def print_report(console: Console, report: SalesReport) -> None:
     if breaches:
         console.print(_counts("Follow-up SLA breaches, by stage", breaches, names))
     console.print(_times(report, names))
+    skips = rows.skip_note(report)
+    if skips is not None:
+        console.print(skips, soft_wrap=True, markup=False)
     for outcome in REASONED:
         reasons = rows.reason_rows(report, outcome)
         if reasons:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from streams.salesreport import command, options
+from tests.modelpreview.test_command import assert_self_contained
 from tests.salesreport.histories import HOUR, T0, change, known, write_export
 from tests.salesreport.test_kpis import small
 
@@ -72,10 +73,40 @@ def test_the_html_report_is_self_contained_and_draws_each_figure(
         "fig-why-lost",
     ]
     assert html.count("Plotly.newPlot(") == len(divs)
-    assert html.count("plotly.js v") == 1  # the library inlined once
-    assert not re.search(r"<script[^>]*\bsrc=", html)  # opens offline
-    assert not re.search(r"<link[^>]*\bhref=", html)
+    assert_self_contained(html)
     assert "<td>44.4% (4/9)</td>" in html
+    assert "<td>260</td>" in html  # the first stage: no conversion from one before it
+    # Time axes in the units a reader says, not a log axis's bare 1, 2, ... 10, 2, 3.
+    assert '"10 s","1 min","10 min","1 h","3 h","8 h","1 d"' in html
+    assert '"title":{"text":"rejected outcomes"}' in html  # reasons count outcomes
+
+
+def test_the_report_says_when_sqls_jumped_past_mql_and_when_there_are_no_outcomes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    jumps = [
+        record
+        for i in range(3)
+        for record in (
+            change(f"j-{i}", 1, "warm", T0),
+            change(f"j-{i}", 2, "sql", T0 + HOUR, from_stage="warm"),
+        )
+    ]
+    path = write_export(tmp_path / "h.jsonl", [c for c in known() if c[0] == "qualified"] + jumps)
+    html_path = tmp_path / "r.html"
+    assert report("--from-export", str(path), "--html", str(html_path)) == 0
+    out = capsys.readouterr().out
+    html = html_path.read_text()
+    skips = "MQL → SQL counts 3 leads that jumped straight into SQL (warm to sql at once) as 0 s"
+    no_outcomes = "no outcomes in the input (no lead.outcomes, or nothing published to it yet)"
+    for text in (skips, no_outcomes):
+        assert text in out and text in html
+    assert cells(out, "MQL → SQL") == ["19.0 h / 1.5 d (n=43)"]  # 1 to 40 h, and three 0 s
+    # No stay in sql has ended, and no milestone after SQL without outcomes: each an empty
+    # place on its axis, said so.
+    assert html.count('"text":"nothing') == 1 + 5
+    assert '<p class="note">No rejected outcome in the input.</p>' in html
 
 
 @pytest.mark.parametrize(
@@ -132,7 +163,7 @@ def test_sla_breaches_get_a_table_of_their_own(
     html_path = tmp_path / "r.html"
     assert report("--from-export", str(path), "--html", str(html_path)) == 0
     out = capsys.readouterr().out
-    assert "390 stage changes of 250 leads, 80 outcomes; 1 model version; 1 SLA breaches" in out
+    assert "390 stage changes of 250 leads, 80 outcomes; 1 model version; 1 SLA breach; " in out
     tables = out.index("Follow-up SLA breaches, by stage")
     assert cells(out[tables:], "sql") == ["1"]
     assert "<h2>Follow-up SLA breaches, by stage</h2>" in html_path.read_text()
