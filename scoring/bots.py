@@ -10,24 +10,38 @@ before scoring. What only a lead's own events show is decided here:
 - ``email_click_gap``: two clicks on one email within N seconds of each other;
 - ``email_links``: ``count`` different links of one email clicked within ``within``;
 - ``web_burst``: ``count`` page views with a reported dwell of at most ``max_dwell``
-  within ``within`` (a crawler; a view without ``duration_seconds`` is no evidence).
+  within ``within`` (a crawler; a view without ``duration_seconds`` is no evidence);
+- ``email_no_open`` (opt-in): a click on an email with no open of that email (same
+  ``campaign_id``, not itself a bot's) within ``memory`` of it, before or after. Such
+  a click is *held*: filtered, not scored, until an open shows up.
 
 A pattern can show only after its events: the second click of a pair arrives after
 the first was scored. Then the first is *retracted*: its points are subtracted at its
 own time (exactly what it added, as a cap does with a displaced event) and its place
-in its cap windows freed. Every pattern only grows with more events, so which events
-are filtered is a function of the set of events, whatever their order, within what
-``recent`` keeps: events of the last ``memory`` seconds (of the lead's clock), at most
-:data:`MAX_RECENT` of them. Only the events a pattern can use are kept: delivered and
-clicked emails and short web views. Two limits follow: an event arriving later than
-``memory`` is not compared with anything; and a cap window that turned a person's
-event away while a retracted event held a place does not take it back (the engine
-does not keep what caps turn away). Which pattern's name a filtered event carries is
-the first that caught it.
+in its cap windows freed. A held click is the reverse: when an open of its email
+arrives it is *restored*, scored at its own time as a late event is (the engine's
+``_score_rules``: decay, caps, resets and ``unless`` as of its time), exactly as if it
+had been scored on arrival. The scanner patterns only grow with more events, and a
+click is held only while no open is known, so which events are filtered is a function
+of the set of events, whatever their order, within what ``recent`` keeps: events of
+the last ``memory`` seconds (of the lead's clock), at most :data:`MAX_RECENT` of them.
+Only the events a pattern can use are kept: delivered and clicked emails, opens (with
+``email_no_open``) and short web views. Three limits follow: an event arriving later
+than ``memory`` is not compared with anything (a click is then scored); a held click
+dropped from ``recent`` (older than ``memory``, or the 33rd entry) is never restored;
+and a cap window that turned a person's event away while a retracted event held a
+place does not take it back (the engine does not keep what caps turn away). Which
+pattern's name a filtered event carries is the first that caught it (a held click a
+scanner pattern then catches stays ``email_no_open``, and is never restored).
 
 ``recent`` entries are ``[time, event_id, kind, campaign, link, counted]``: kind
-``"d"`` delivered, ``"c"`` click, ``"w"`` short web view; ``counted`` the
-``[rule_id, cap window]`` pairs the event counted for, or None once filtered.
+``"d"`` delivered, ``"c"`` click, ``"h"`` held click (a click ``email_no_open``
+holds: it counts as a click for the other patterns), ``"o"`` open (a person's, kept
+only with ``email_no_open``), ``"w"`` short web view; ``counted`` the ``[rule_id,
+cap window]`` pairs the event counted for, or None once filtered (and for opens:
+they are never taken back). A held click's campaign and link are all a click rule
+can test of it besides its action (``bounce_type`` belongs to bounces), which is
+what it is scored from when restored.
 
 >>> from scoring.model import BotRules
 >>> rules = BotRules(enabled=True, memory=3600.0, email_click_gap=2.0)
@@ -46,7 +60,17 @@ from typing import Any
 from scoring.model import BotRules, ScoringModel
 from scoring.state import LeadState
 
-__all__ = ["MARKS", "MAX_RECENT", "REASONS", "caught", "own_reason", "pattern_kind", "remember"]
+__all__ = [
+    "MARKS",
+    "MAX_RECENT",
+    "REASONS",
+    "caught",
+    "held_clicks",
+    "opened",
+    "own_reason",
+    "pattern_kind",
+    "remember",
+]
 
 #: Most pattern entries a lead keeps (each is stored with the state).
 MAX_RECENT = 32
@@ -61,9 +85,12 @@ REASONS = (
     "email_click_gap",
     "email_links",
     "web_burst",
+    "email_no_open",
 )
 
 _time = itemgetter(0)
+#: Entry kinds that are clicks: scored or held (``email_no_open``).
+_CLICKS = "ch"
 
 
 def _order(entry: list[Any]) -> tuple[float, str]:
@@ -97,6 +124,8 @@ def pattern_kind(event: Mapping[str, Any], source: str, rules: BotRules) -> str:
         return "c" if rules.email_patterns else ""
     if action == "delivered" and rules.email_after_delivery:
         return "d"
+    if action == "open" and rules.email_no_open:
+        return "o"
     return ""
 
 
@@ -144,6 +173,32 @@ def caught(entries: list[list[Any]], i: int, rules: BotRules) -> dict[int, str]:
     return _email(entries, i, same, rules)
 
 
+def opened(entries: list[list[Any]], i: int, rules: BotRules) -> bool:
+    """Is there an open of the email of click entry ``i`` within ``memory`` of it?"""
+    t, campaign = entries[i][0], entries[i][3]
+    return any(
+        entries[j][2] == "o" and entries[j][3] == campaign
+        for j in _around(entries, t, rules.memory)
+    )
+
+
+def held_clicks(entries: list[list[Any]], t: float, campaign: Any, rules: BotRules) -> list[int]:
+    """Indexes of the held clicks an open of ``campaign`` at ``t`` releases: those on
+    that email within ``memory`` of it.
+
+    >>> rules = BotRules(enabled=True, memory=60.0, email_no_open=True)
+    >>> entries = [[0.0, "a", "h", "news", "/x", None], [5.0, "b", "h", "other", "/x", None],
+    ...            [9.0, "c", "c", "news", "/y", []], [99.0, "d", "h", "news", "/x", None]]
+    >>> held_clicks(entries, 30.0, "news", rules)
+    [0]
+    """
+    return [
+        j
+        for j in _around(entries, t, rules.memory)
+        if entries[j][2] == "h" and entries[j][3] == campaign
+    ]
+
+
 def _around(entries: list[list[Any]], t: float, within: float) -> range:
     """Indexes of the entries at most ``within`` seconds from ``t``."""
     lo = bisect_left(entries, t - within, key=_time)
@@ -156,17 +211,17 @@ def _email(entries: list[list[Any]], i: int, same: list[int], rules: BotRules) -
     t, kind = entries[i][0], entries[i][2]
     out: dict[int, str] = {}
     if rules.email_after_delivery:
-        other = "c" if kind == "d" else "d"
+        others = _CLICKS if kind == "d" else "d"
         hits = [
             j
             for j in same
-            if entries[j][2] == other and abs(entries[j][0] - t) <= rules.email_after_delivery
+            if entries[j][2] in others and abs(entries[j][0] - t) <= rules.email_after_delivery
         ]
         if hits:
             out.update(dict.fromkeys(hits if kind == "d" else [i], "email_after_delivery"))
-    if kind != "c":
+    if kind == "d":
         return out
-    clicks = [j for j in same if entries[j][2] == "c"]
+    clicks = [j for j in same if entries[j][2] in _CLICKS]
     if rules.email_click_gap:
         gap = rules.email_click_gap
         pair = [j for j in clicks if j != i and abs(entries[j][0] - t) <= gap]

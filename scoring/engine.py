@@ -54,7 +54,7 @@ from collections.abc import Mapping
 from heapq import heappop, heappush
 from typing import Any, Literal, TypedDict
 
-from scoring.bots import caught, own_reason, pattern_kind, remember
+from scoring.bots import caught, held_clicks, opened, own_reason, pattern_kind, remember
 from scoring.groupcaps import held, held_total
 from scoring.history import record
 from scoring.model import GRADE_RANK, Rule, ScoringModel
@@ -561,7 +561,9 @@ def _screen(
     """Bot filtering (``scoring.bots``) of an event a pattern may use (its ``kind``):
     the event's own reason ("" for a person; ``reason`` it has already), and the list
     to record what it counts in, if a pattern keeps it. Earlier events it shows to be
-    a bot's are retracted; what they gave back goes to ``taken``."""
+    a bot's are retracted; what they gave back goes to ``taken``. A click no pattern
+    catches is held (reason ``email_no_open``) if ``email_no_open`` is on and no open
+    of its email is known."""
     rules = model.bots
     i = remember(state, model, event, kind, bool(reason))
     if i < 0:
@@ -577,7 +579,52 @@ def _screen(
             recent[i][5] = None  # the entry is this call's own: never shared yet
     if retracted:
         state.filtered = tuple(retracted)
+    if not reason and kind == "c" and rules.email_no_open and not opened(recent, i, rules):
+        reason = "email_no_open"
+        own = recent[i]  # this call's own entry, as above
+        own[2] = "h"
+        own[5] = None
     return reason, None if reason else recent[i][5]
+
+
+def _release(
+    state: LeadState, model: ScoringModel, event: Mapping[str, Any], taken: Effects
+) -> bool:
+    """A person's open (``email_no_open``): remembered, and the clicks on its email
+    held for want of one are restored (what they add goes to ``taken``); True if a
+    restored click's rule ``sets`` changed the profile."""
+    remember(state, model, event, "o", True)  # even one too old to keep releases clicks
+    changed = False
+    for j in held_clicks(state.recent, event["time"], event.get("campaign_id"), model.bots):
+        if _restore(state, model, j, taken):
+            changed = True
+    return changed
+
+
+def _restore(state: LeadState, model: ScoringModel, j: int, taken: Effects) -> bool:
+    """Score the held click of pattern entry ``j`` at its own time, as a late event
+    is scored (decay, caps, resets and ``unless`` as of then); True if its rules'
+    ``sets`` changed the profile."""
+    t, eid, _, campaign, link = state.recent[j][:5]
+    click: dict[str, Any] = {
+        "event_id": eid,
+        "lead_id": state.lead_id,
+        "source": "email",
+        "time": t,
+        "action": "click",
+        "campaign_id": campaign,
+    }
+    if link is not None:
+        click["link"] = link
+    effects: Effects = []
+    counted: list[Any] = []
+    changed = _score_rules(state, model, "email", click, click, effects, counted)
+    state.recent[j] = [t, eid, "c", campaign, link, counted]  # replaced: copies share it
+    state.bots_filtered -= 1
+    if effects:
+        record(state, model, (t, "event", eid, "email", *effects))
+        taken.extend(effects)
+    return changed
 
 
 def _retract(state: LeadState, model: ScoringModel, j: int, name: str, taken: Effects) -> bool:
@@ -585,6 +632,8 @@ def _retract(state: LeadState, model: ScoringModel, j: int, name: str, taken: Ef
     entry = state.recent[j]
     counted = entry[5]
     if counted is None:
+        if entry[2] == "h":  # held already (counted then): now a bot's, never restored
+            state.recent[j] = [entry[0], entry[1], "c", entry[3], entry[4], None]
         return False  # filtered already
     t, eid = entry[0], entry[1]
     back: Effects = []
@@ -694,16 +743,21 @@ def apply(
     source = event["source"]
     taken: Effects = _NOTHING_TAKEN
     counted = None
+    restored_sets = False
     bots = model.bots
     if bots.enabled and source in _SCREENED:
         reason = own_reason(event, bots)
         kind = pattern_kind(event, source, bots)
-        if kind:
+        if kind == "o":
+            if not reason:  # a bot's open shows no person
+                taken = []
+                restored_sets = _release(state, model, event, taken)
+        elif kind:
             taken = []
             reason, counted = _screen(state, model, event, kind, reason, taken)
         if reason:
             return _filtered(state, model, event, at, reason, taken, transitions)
-    return state, _scored(state, model, event, at, taken, counted, transitions)
+    return state, _scored(state, model, event, at, taken, counted, restored_sets, transitions)
 
 
 def _scored(
@@ -713,14 +767,15 @@ def _scored(
     at: float,
     taken: Effects,
     counted: list[Any] | None,
+    profile_changed: bool,
     transitions: list[Transition],
 ) -> list[Transition]:
-    """The rest of ``apply`` for an event that is scored."""
+    """The rest of ``apply`` for an event that is scored (``profile_changed``: the
+    ``sets`` of clicks it restored changed the profile)."""
     source = event["source"]
     if source == "outcome":
         return _outcome(state, model, event, at, transitions)
     eid = event["event_id"]
-    profile_changed = False
     if source == "profile":
         data: Mapping[str, Any] = event.get("attributes") or {}
         profile_changed = _merge_profile(state, data, event["time"], eid)

@@ -231,6 +231,8 @@ class BotRules:
     links of one email clicked within ``email_links_within``; web views with a dwell of
     at most ``web_max_dwell`` seconds, ``web_burst_count`` of them within
     ``web_burst_within``. Patterns look back ``memory`` seconds from the lead's clock.
+    ``email_no_open`` (opt-in, off unless set): a click on an email with no open of it
+    within ``memory`` is held, not scored, until such an open arrives.
     """
 
     __slots__ = (
@@ -238,6 +240,7 @@ class BotRules:
         "email_click_gap",
         "email_links_count",
         "email_links_within",
+        "email_no_open",
         "enabled",
         "known_user_agents",
         "memory",
@@ -258,6 +261,7 @@ class BotRules:
         email_click_gap: float = 0.0,
         email_links_count: int = 0,
         email_links_within: float = 0.0,
+        email_no_open: bool = False,
         web_burst_count: int = 0,
         web_burst_within: float = 0.0,
         web_max_dwell: float = 0.0,
@@ -270,6 +274,7 @@ class BotRules:
         self.email_click_gap = email_click_gap
         self.email_links_count = email_links_count
         self.email_links_within = email_links_within
+        self.email_no_open = email_no_open
         self.web_burst_count = web_burst_count
         self.web_burst_within = web_burst_within
         self.web_max_dwell = web_max_dwell
@@ -278,7 +283,10 @@ class BotRules:
     def email_patterns(self) -> bool:
         """Any email pattern on (then delivered and clicked emails are remembered)."""
         return self.enabled and bool(
-            self.email_after_delivery or self.email_click_gap or self.email_links_count
+            self.email_after_delivery
+            or self.email_click_gap
+            or self.email_links_count
+            or self.email_no_open
         )
 
     @property

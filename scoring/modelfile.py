@@ -143,6 +143,7 @@ _BOT_KEYS = (
     "email_after_delivery",
     "email_click_gap",
     "email_links",
+    "email_no_open",
     "web_burst",
 )
 
@@ -732,6 +733,11 @@ class _Builder:
                 self.err(f"bots.{key}: {value!r} is not true or false")
                 value = False
             flags[key] = value
+        # Opt-in: image blocking sends no open for a person's click.
+        no_open = bots.get("email_no_open", False)
+        if not isinstance(no_open, bool):
+            self.err(f"bots.email_no_open: {no_open!r} is not true or false")
+            no_open = False
         links_count, links_within = self.bot_window(bots, "email_links", dwell=False)[:2]
         burst_count, burst_within, max_dwell = self.bot_window(bots, "web_burst", dwell=True)
         m.bots = BotRules(
@@ -743,6 +749,7 @@ class _Builder:
             email_click_gap=self.bot_seconds(bots, "email_click_gap"),
             email_links_count=links_count,
             email_links_within=links_within,
+            email_no_open=no_open,
             web_burst_count=burst_count,
             web_burst_within=burst_within,
             web_max_dwell=max_dwell,

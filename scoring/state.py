@@ -119,9 +119,12 @@ class LeadState:
     #: at most the model's ``history_size`` (see ``scoring.history``). Entries are
     #: never changed once appended (copies share them).
     history: list[tuple[Any, ...]]
-    #: What bot patterns compare a new event with: recent delivered and clicked
-    #: emails and short web views, sorted by (time, event id), bounded (see
-    #: ``scoring.bots``). Entries are replaced, never changed in place.
+    #: What bot patterns compare a new event with: recent delivered, clicked (or
+    #: held: ``email_no_open``) and opened emails and short web views, sorted by
+    #: (time, event id), bounded (see ``scoring.bots``). Entries are replaced, never
+    #: changed in place. Kinds ``"h"`` and ``"o"`` came without a new schema
+    #: version: only a model with ``email_no_open`` writes them, which code that
+    #: predates them refuses to load, and such code ignores both kinds.
     recent: list[list[Any]]
     #: Events found not to be a person's and not scored (on arrival or later).
     bots_filtered: int

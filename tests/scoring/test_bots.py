@@ -16,13 +16,19 @@ from scoring import LeadState, ScoringModel, apply
 from scoring.bots import MAX_RECENT
 from scoring.engine import score_at
 
-from .models import SIGNAL_MODEL, TEST_MODEL, email, small_model, web
+from .models import SALES_MODEL, SIGNAL_MODEL, TEST_MODEL, email, outcome, small_model, web
 from .strategies import EXAMPLES as N
 from .strategies import events
 
 #: SIGNAL_MODEL with room in the history for every event a property draws.
 S = small_model(SIGNAL_MODEL.replace("reasons_top_n = 3", "reasons_top_n = 3\nhistory_size = 500"))
 BOTS = S.bots
+#: S with the opt-in pattern: clicks with no open of their email are held.
+S_OPEN = small_model(
+    SIGNAL_MODEL.replace("reasons_top_n = 3", "reasons_top_n = 3\nhistory_size = 500").replace(
+        "[bots]\n", "[bots]\nemail_no_open = true\n", 1
+    )
+)
 
 
 def run(evs: list[dict[str, Any]], model: ScoringModel = S) -> tuple[LeadState, list[Any]]:
@@ -228,3 +234,144 @@ def test_the_score_is_what_the_persons_events_alone_give(evs: list[dict[str, Any
 def test_a_producers_own_bot_field_is_ignored() -> None:
     s, _ = run([web("/pricing", 0.0, "x", bot="mine, any text"), web("/blog", 1.0, bot=["x"])])
     assert s.bots_filtered == 0
+
+
+# ------------------------------------------------- email_no_open: clicks with no open
+
+
+def opened(t: float, campaign: str = "news", **kw: Any) -> dict[str, Any]:
+    return email("open", t, campaign_id=campaign, **kw)
+
+
+def clicks_score(s: LeadState, model: ScoringModel, t: float) -> float:
+    acc = s.rules.get("e-click", [0.0, t])
+    return float(acc[0] * 2 ** ((acc[1] - t) / 4.0))  # email's half-life: 4 s
+
+
+def test_without_the_pattern_a_click_with_no_open_is_a_persons() -> None:
+    assert not S.bots.email_no_open  # off unless the model turns it on
+    s, _ = run([click(0.0, eid="c1")])
+    assert s.bots_filtered == 0 and s.rules["e-click"][0] == 12.0
+
+
+def test_a_click_with_no_open_is_held() -> None:
+    s, ts = run([click(0.0, eid="c1")], S_OPEN)
+    assert "e-click" not in s.rules and ts == []
+    assert (s.filtered, s.filtered_self, s.bots_filtered) == (("email_no_open",), True, 1)
+    assert s.history[-1][1:] == ("bot", "c1", "email", "email_no_open")
+
+
+def test_a_click_after_an_open_of_its_email_is_a_persons() -> None:
+    s, _ = run([opened(0.0), click(30.0, eid="c1")], S_OPEN)
+    assert s.bots_filtered == 0 and s.rules["e-click"][0] == 12.0
+    other, _ = run([opened(0.0, campaign="other"), click(30.0)], S_OPEN)
+    assert other.bots_filtered == 1  # an open of another email says nothing
+
+
+def test_a_late_open_restores_the_held_click_as_if_scored_at_its_time() -> None:
+    a, _ = run([opened(20.0, eid="o"), click(10.0, eid="c1")], S_OPEN)
+    b, ts = run([click(10.0, eid="c1"), opened(20.0, eid="o")], S_OPEN)
+    assert b.bots_filtered == 0 and b.filtered == () and not b.filtered_self
+    assert b.rules["e-click"] == a.rules["e-click"] == [12.0, 10.0]
+    assert b.recent == a.recent  # the same pattern entries: a scored click each
+    assert clicks_score(b, S_OPEN, 30.0) == pytest.approx(12.0 * 2 ** (-20.0 / 4.0))
+    assert b.history[-1] == (10.0, "event", "c1", "email", "e-click", 12.0)  # at its time
+    assert ts == []  # 12 points at 10 s, decayed to 20 s, is no stage change
+
+
+def test_restored_points_can_move_the_stage_and_say_why() -> None:
+    evs = [click(t, eid=f"c{t:g}") for t in (0.0, 3.0, 6.0)] + [opened(6.0, eid="o")]
+    s, ts = run(evs, S_OPEN)
+    assert [(t["from_stage"], t["to_stage"], t["trigger_event_id"]) for t in ts] == [
+        ("cold", "warm", "o")
+    ]
+    assert [(r["rule_id"], r["points"]) for r in ts[0]["trigger_reasons"]] == [("e-click", 36.0)]
+    assert score_at(s, S_OPEN, 6.0) == pytest.approx(12 * (2**-1.5 + 2**-0.75 + 1))
+
+
+def test_a_bots_open_releases_nothing() -> None:
+    s, _ = run([click(0.0, eid="c1"), opened(5.0, is_bot=True)], S_OPEN)
+    assert s.bots_filtered == 2 and "e-click" not in s.rules
+
+
+def test_an_open_further_than_memory_from_the_click_does_not_count() -> None:
+    s, _ = run([opened(0.0), click(S_OPEN.bots.memory + 1.0, eid="c1")], S_OPEN)
+    assert s.bots_filtered == 1 and "e-click" not in s.rules
+
+
+def test_a_held_click_a_scanner_pattern_then_catches_is_never_restored() -> None:
+    evs = [click(0.0, eid="c1"), click(1.0, eid="c2"), opened(5.0, eid="o")]
+    s, _ = run(evs, S_OPEN)
+    assert s.bots_filtered == 2  # the held click is counted once
+    assert "e-click" not in s.rules
+    assert filtered(s) == {"c1": "email_no_open", "c2": "email_click_gap"}  # the first name
+
+
+def test_a_restored_click_is_taken_back_exactly_when_a_pattern_shows() -> None:
+    evs = [click(0.0, eid="c1"), opened(5.0, eid="o"), click(1.0, eid="c2")]
+    s, _ = run(evs, S_OPEN)
+    assert s.bots_filtered == 2
+    assert s.rules["e-click"][0] == pytest.approx(0.0, abs=1e-9)
+    assert s.history[-2][1:] == ("retracted", "c1", "email_click_gap", "e-click", -12.0)
+
+
+def test_a_restored_click_counts_what_a_reset_after_it_left() -> None:
+    m = small_model(SALES_MODEL + "\n[bots]\nemail_no_open = true\n")
+    evs = [click(10.0, eid="c1"), outcome("rejected", 20.0, "r"), opened(30.0, eid="o")]
+    held, _ = run(evs, m)
+    in_order, _ = run([opened(5.0, eid="o"), click(10.0, eid="c1"), evs[1]], m)
+    assert held.rules["e-click"] == pytest.approx(in_order.rules["e-click"])
+    assert held.rules["e-click"][0] == pytest.approx(6.0)  # the rejection kept half
+
+
+def test_the_pattern_is_opt_in_and_a_boolean() -> None:
+    from scoring import ModelError, load_model_text
+
+    assert not small_model(SIGNAL_MODEL).bots.email_no_open
+    with pytest.raises(ModelError, match=r"bots.email_no_open: '1h' is not true or false"):
+        load_model_text(SIGNAL_MODEL.replace("[bots]\n", '[bots]\nemail_no_open = "1h"\n'))
+
+
+def held_reference(evs: list[dict[str, Any]]) -> set[str]:
+    """The clicks ``email_no_open`` holds, from the whole set of events at once: no
+    scanner pattern's, with no open of their email by a person within memory."""
+    bots = reference(evs)
+    opens = [e for e in evs if e["source"] == "email" and e["action"] == "open"]
+    return {
+        c["event_id"]
+        for c in evs
+        if c["source"] == "email"
+        and c["action"] == "click"
+        and c["event_id"] not in bots
+        and not any(
+            o.get("is_bot") is not True
+            and o["campaign_id"] == c["campaign_id"]
+            and abs(o["time"] - c["time"]) <= S_OPEN.bots.memory
+            for o in opens
+        )
+    }
+
+
+@settings(max_examples=N, deadline=None)
+@given(marked_events(), st.data())
+def test_clicks_with_no_open_are_held_whatever_the_order_and_repeats(
+    evs: list[dict[str, Any]], data: Any
+) -> None:
+    shuffled = data.draw(st.permutations(evs))
+    for d in data.draw(st.lists(st.sampled_from(evs), max_size=5)):
+        shuffled.insert(data.draw(st.integers(0, len(shuffled))), dict(d))
+    (a, _), (b, _) = run(evs, S_OPEN), run(shuffled, S_OPEN)
+    expected = reference(evs) | held_reference(evs)
+    assert a.bots_filtered == b.bots_filtered == len(expected)
+    clicks = {e["event_id"] for e in evs if e["source"] == "email" and e["action"] == "click"}
+    for s in (a, b):
+        assert {e[1] for e in s.recent if e[5] is None and e[2] in "ch"} == expected & clicks
+    people = [e for e in evs if e["event_id"] not in expected]
+    no_bots = small_model(
+        SIGNAL_MODEL.split("[bots]")[0] + "[caps]" + SIGNAL_MODEL.split("[caps]")[1]
+    )
+    c, _ = run(people, no_bots)
+    for t in (60.0, 90.0):
+        want = score_at(c, no_bots, t)
+        assert math.isclose(score_at(a, S_OPEN, t), want, rel_tol=1e-9, abs_tol=1e-9)
+        assert math.isclose(score_at(b, S_OPEN, t), want, rel_tol=1e-9, abs_tol=1e-9)

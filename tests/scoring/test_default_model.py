@@ -7,11 +7,21 @@ which stage changes it published on the way."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scoring import LeadState, advance, apply, load_default_model, next_change_at, snapshot
+import scoring
+from scoring import (
+    LeadState,
+    advance,
+    apply,
+    load_default_model,
+    load_model_text,
+    next_change_at,
+    snapshot,
+)
 from scoring.engine import breakdown_at, score_at
 
 M = load_default_model()
@@ -123,6 +133,24 @@ def test_a_crawler_by_its_user_agent_counts_nothing_at_all() -> None:
     marked = [dict(e, bot="user_agent") for e in crawl(T0 + 60)]
     s, changes = journey([profile(T0, **A_BUYER), *marked])
     assert changes == [] and s.rules == {} and s.bots_filtered == 25
+
+
+def test_a_click_with_images_blocked_counts_unless_the_model_opts_in() -> None:
+    reader = [profile(T0, **B_MANAGER), mail(T0 + 60, "click", link="https://x/pricing")]
+    s, _ = journey(reader)
+    assert s.bots_filtered == 0 and s.rules["email-click"][0] > 0
+    # The default's commented line turns the pattern on: the click is held ...
+    path = Path(scoring.__file__).with_name("default_model.toml")
+    text = path.read_text()
+    assert "\n# email_no_open = true\n" in text
+    opt_in = load_model_text(text.replace("\n# email_no_open = true\n", "\nemail_no_open = true\n"))
+    held = LeadState("L")
+    for e in reader:
+        held, _ = apply(held, e, opt_in)
+    assert held.bots_filtered == 1 and "email-click" not in held.rules
+    # ... until an open of that email shows up.
+    held, _ = apply(held, mail(T0 + 90, "open"), opt_in)
+    assert held.bots_filtered == 0 and held.rules["email-click"] == s.rules["email-click"]
 
 
 # ------------------------------------------------------------------ a real person
