@@ -178,8 +178,9 @@ class Metrics:
             discarded=Counter(
                 "leadstream_events_discarded",
                 "Events scored but not acked because a rebalance came before their "
-                "window was written (the write at the revoke failed or overran); the "
-                "partition's owner reads them again.",
+                "window was written (the write at the revoke failed or overran, or, "
+                "exactly-once, the group refused a window of a member it had dropped); "
+                "the partition's owner reads them again.",
                 registry=reg,
             ),
             migrated=Counter(

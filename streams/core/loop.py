@@ -150,6 +150,13 @@ class Sender(Protocol):
         ...
 
 
+class StaleWindow(Exception):
+    """Raised by :meth:`Transactions.commit` when the consumer group refused the
+    window's offsets: this worker is no longer the member the window was read as (a
+    pause the group outlived). The window is aborted, not committed, and the worker
+    goes on: the rebalance it will learn of discards what it holds."""
+
+
 class Transactions(Protocol):
     """Exactly-once: one Kafka transaction per state window, one open at a time."""
 
@@ -173,7 +180,8 @@ class Transactions(Protocol):
     async def commit(self, last_offsets: Mapping[Any, int]) -> None:
         """Add the input offsets (the last processed per topic-partition) and commit,
         then store the transaction's writes locally; raise if it did not commit
-        (nothing of it is then visible, stored or committed)."""
+        (nothing of it is then visible, stored or committed): :class:`StaleWindow`
+        if the group refused the offsets."""
         ...
 
     async def abort(self) -> None:
@@ -563,6 +571,13 @@ class ScoringLoop:
             return False
         try:
             await transactions.commit(window.last_offsets)
+        except StaleWindow as exc:
+            # A zombie's window (docs/architecture.md): the partitions' new owners
+            # read these events; nothing of it may commit, and nothing is wrong here.
+            log.warning("leadstream: a window was not committed: %s", exc)
+            self.metrics.discarded.inc(window.events)
+            await self._abort(None)
+            return False
         except BaseException as exc:
             await self._abort(exc)
             raise

@@ -34,6 +34,7 @@ from faust.types.auth import CredentialsT
 
 from scoring import ScoringModel, load_default_model, load_model
 from streams.core.loop import LoopTopics, ScoringLoop
+from streams.faust_adapter import groupfencing
 from streams.faust_adapter.emitter import Emitter
 from streams.faust_adapter.inloop import InLoopTransport
 from streams.faust_adapter.intake import Intake
@@ -125,7 +126,7 @@ def create_app(
     )
     emitter = Emitter(app)
     store = LeadStore(app, table, emitter)
-    transactions = exactly_once(app, store, settings) if settings.exactly_once else None
+    transactions = exactly_once(app, store, settings, intake) if settings.exactly_once else None
     loop = ScoringLoop(
         settings=settings,
         model=model,
@@ -161,11 +162,15 @@ def create_app(
     return ls
 
 
-def exactly_once(app: App, store: LeadStore, settings: Settings) -> WindowTransactions:
-    """The windows' transactions, and a table recovery that ends by position under
+def exactly_once(
+    app: App, store: LeadStore, settings: Settings, intake: Intake
+) -> WindowTransactions:
+    """The windows' transactions, whose offsets the group checks against the member
+    (``groupfencing``), and a table recovery that ends by position under
     read_committed (the consumer's isolation is set by ``Intake.install``)."""
     install_recovery(app, store, settings)
-    return WindowTransactions(settings, store, group_id=app.conf.id)
+    groupfencing.install()
+    return WindowTransactions(settings, store, group_id=app.conf.id, member=intake.member)
 
 
 def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:

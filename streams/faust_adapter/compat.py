@@ -61,6 +61,16 @@ CLASS_ATTRIBUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("mode.worker", "Worker", ("_on_sigint", "_on_sigterm")),
     ("aiokafka.client", "AIOKafkaClient", ("force_metadata_update",)),
     ("aiokafka.conn", "AIOKafkaConnection", ("close",)),  # kafka_meta.check_access
+    # Exactly-once: TxnOffsetCommit with the member (groupfencing) replaces this
+    # handler (looked up by name in the sender module) and reads the transaction
+    # manager's identity through it.
+    ("aiokafka.producer.sender", "TxnOffsetCommitHandler", ("create_request", "handle_response")),
+    (
+        "aiokafka.producer.transaction_manager",
+        "TransactionManager",
+        ("producer_id", "producer_epoch", "error_transaction", "wait_for_transaction_end"),
+    ),
+    ("aiokafka.protocol.api", "RequestStruct", ("FLEXIBLE_VERSION", "build_request_header")),
 )
 
 #: (module, function, keyword parameters passed to it): functions outside aiokafka's
@@ -105,8 +115,12 @@ INIT_ASSIGNED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "AIOKafkaConsumer",
         ("_client", "_fetch_min_bytes", "_isolation_level", "_coordinator"),
     ),
-    # Exactly-once: a member the group dropped has its generation reset (Intake).
-    ("aiokafka.consumer.group_coordinator", "GroupCoordinator", ("generation",)),
+    # Exactly-once: a member the group dropped has its generation reset (Intake), and
+    # offsets are committed with the generation and member id (groupfencing).
+    ("aiokafka.consumer.group_coordinator", "GroupCoordinator", ("generation", "member_id")),
+    ("aiokafka.producer.sender", "TxnOffsetCommitHandler", ("_offsets", "_group_id")),
+    ("aiokafka.producer.sender", "BaseHandler", ("_sender",)),
+    ("aiokafka.producer.transaction_manager", "TransactionManager", ("transactional_id",)),
     # Exactly-once recovery sets the offsets a recovery starts from.
     ("faust.tables.recovery", "Recovery", ("active_offsets",)),
     ("faust.stores.rocksdb", "Store", ("rocksdb_options",)),

@@ -157,18 +157,31 @@ class Intake:
         A member whose session expired (a long pause) learns it from a heartbeat and
         rejoins, and Faust's revoke runs first, still in the old generation. Its
         windows must not be committed then: their partitions have other owners, who
-        read the committed offsets already, and TxnOffsetCommit v0 is not checked
-        against the generation. aiokafka resets its generation when the group drops
-        the member (Faust reads it the same way for its tracing spans).
+        read the committed offsets already (the group coordinator would refuse them
+        too, ``groupfencing``; this spares the transaction). aiokafka resets its
+        generation when the group drops the member (Faust reads it the same way for
+        its tracing spans).
         """
         if self.exactly_once and self._dropped_from_group():
             return LOST
         return int(self.app.consumer_generation_id)
 
     def _dropped_from_group(self) -> bool:
-        client = self.consumer._thread._consumer
-        coordinator = None if client is None else client._coordinator
+        coordinator = self._coordinator()
         return coordinator is not None and coordinator.generation == LOST
+
+    def member(self) -> tuple[int, str] | None:
+        """(generation, member id) as the group coordinator knows this consumer, or
+        None before the consumer exists: what exactly-once commits offsets as
+        (``groupfencing``: the coordinator refuses a member it no longer has)."""
+        coordinator = self._coordinator()
+        if coordinator is None:
+            return None
+        return int(coordinator.generation), str(coordinator.member_id)
+
+    def _coordinator(self) -> Any:
+        client = self.consumer._thread._consumer
+        return None if client is None else client._coordinator
 
     def flowing(self) -> bool:
         """False while Faust's flow control holds the streams (a rebalance)."""

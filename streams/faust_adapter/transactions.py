@@ -13,25 +13,28 @@ record as the persisted offset (the commit marker after it is covered by the
 position-based reads of :mod:`~streams.faust_adapter.preload` and
 :mod:`~streams.faust_adapter.recovery`).
 
-Fencing comes from the transactional id alone: aiokafka 0.14 sends TxnOffsetCommit
-v0, without the group generation of KIP-447. A restarted worker (same instance id)
-fences its predecessor when its producer starts, which aborts the transaction the
-predecessor left open; :func:`fence` does that before the changelog is preloaded, so
-the preload reads a changelog without an open transaction. docs/architecture.md
-names the zombie window that remains.
+Fencing comes from two sides. A restarted worker (same instance id, so the same
+transactional id) fences its predecessor when its producer starts, which aborts the
+transaction the predecessor left open; :func:`fence` does that before the changelog
+is preloaded, so the preload reads a changelog without an open transaction. And the
+offsets go with the consumer's generation and member id (KIP-447, through
+:mod:`~streams.faust_adapter.groupfencing`): a worker the group dropped while it was
+alive (a *zombie*, whose partitions another worker took) has its window refused, and
+aborts it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.core.window import Write
+from streams.faust_adapter.groupfencing import GroupMember
 from streams.faust_adapter.leadstore import LeadStore
 from streams.kafkasecurity import security_of
 from streams.settings import Settings
@@ -83,10 +86,19 @@ def fence(settings: Settings) -> None:
 class WindowTransactions:
     """One transaction per state window, over the worker's transactional producer."""
 
-    def __init__(self, settings: Settings, store: LeadStore, *, group_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: LeadStore,
+        *,
+        group_id: str,
+        member: Callable[[], tuple[int, str] | None] = lambda: None,
+    ) -> None:
+        """``member()``: the consumer's (generation, member id) at a commit."""
         self.settings = settings
         self.store = store
         self.group_id = group_id
+        self.member = member
         self._producer: AIOKafkaProducer | None = None
         #: idle, open (records may be added) or committing (the outcome is the
         #: coordinator's: aiokafka shields the commit from cancellation)
@@ -161,7 +173,7 @@ class WindowTransactions:
             for tp, last in last_offsets.items()
         }
         if offsets:
-            await producer.send_offsets_to_transaction(offsets, self.group_id)
+            await producer.send_offsets_to_transaction(offsets, self._group())
         self._state = "committing"
         await producer.commit_transaction()
         writes = self._writes
@@ -172,6 +184,19 @@ class WindowTransactions:
         self.store.put(writes)
         for partition, offset in changelog_ends.items():
             self.store.persist_offset(partition, offset)
+
+    def _group(self) -> str:
+        """The group id, with the member's identity when the consumer has one."""
+        member = self.member()
+        if member is None:
+            return self.group_id
+        generation, member_id = member
+        return GroupMember(
+            self.group_id,
+            generation=generation,
+            member_id=member_id,
+            instance_id=self.settings.group_instance_id or None,
+        )
 
     async def abort(self) -> None:
         state, producer = self._state, self._producer

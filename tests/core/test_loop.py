@@ -657,6 +657,22 @@ async def test_exactly_once_commits_a_windows_outputs_states_and_offsets_togethe
     assert h.sender.sent == []  # the non-transactional producer sent nothing
 
 
+async def test_exactly_once_a_window_the_group_refuses_is_aborted_and_the_worker_goes_on() -> None:
+    from streams.core.loop import StaleWindow
+
+    h = eos()
+    txn = h.transactions
+    assert txn is not None
+    txn.fail_commit_with = StaleWindow("the group refused the window's offsets")
+    h.put(h.web("lead-1", "/pricing"))
+    await h.step()
+    await h.loop.write_windows("a test")
+    assert h.sender.failures == []  # a zombie's window, not an error
+    assert txn.aborts == 1 and txn.visible == [] and txn.offsets == {}
+    assert h.stored("lead-1") is None and h.source.acked == {}
+    assert h.metrics.registry.get_sample_value("leadstream_events_discarded_total") == 1
+
+
 async def test_exactly_once_a_failed_commit_leaves_nothing_stored_acked_or_visible() -> None:
     h = eos()
     txn = h.transactions

@@ -13,14 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
 
+from streams.faust_adapter import groupfencing
 from streams.faust_adapter.app import create_app
+from streams.faust_adapter.groupfencing import GroupMember, StaleMember
 from streams.faust_adapter.preload import preload_changelog
 from streams.local import verify
 from streams.local.workload import generate_events
 from streams.settings import Settings
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, ensure_topics_async
 from tests.integration.harness import (
     Topics,
     Worker,
@@ -238,4 +242,73 @@ async def stable_ends(bootstrap: str, topic: str) -> dict[int, int]:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
     finally:
+        await consumer.stop()
+
+
+def test_the_group_refuses_a_windows_offsets_from_a_member_it_no_longer_has(
+    kafka_bootstrap: str,
+) -> None:
+    """The zombie fence (groupfencing): offsets sent as a generation the group has
+    left are refused and the transaction can only abort; as the current member,
+    they commit. Without the member (aiokafka's TxnOffsetCommit v0) the coordinator
+    cannot tell, and takes them."""
+    asyncio.run(_refused_as_a_stale_member(kafka_bootstrap))
+
+
+async def _refused_as_a_stale_member(bootstrap: str) -> None:
+    groupfencing.install()
+    topic = f"itz-{uuid.uuid4().hex[:8]}"
+    await ensure_topics_async(bootstrap, {topic: 1})
+    group, tp = f"{topic}-group", TopicPartition(topic, 0)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        group_instance_id="worker-0",
+        enable_auto_commit=False,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-txn")
+    await consumer.start()
+    await producer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not consumer.assignment():  # joined: the coordinator knows the member
+            assert time.monotonic() < deadline, "the consumer never joined its group"
+            await consumer.getmany(timeout_ms=200)
+        coordinator = consumer._coordinator
+        generation, member_id = coordinator.generation, coordinator.member_id
+
+        async def commit(offset: int, group_id: str) -> None:
+            await producer.begin_transaction()
+            try:
+                await producer.send_offsets_to_transaction(
+                    {tp: OffsetAndMetadata(offset, "")}, group_id
+                )
+            except BaseException:
+                await producer.abort_transaction()
+                raise
+            await producer.commit_transaction()
+
+        def member(generation: int) -> GroupMember:
+            return GroupMember(
+                group, generation=generation, member_id=member_id, instance_id="worker-0"
+            )
+
+        async def committed(offset: int) -> bool:
+            # The offsets land with the commit marker, written after the commit returns.
+            deadline = time.monotonic() + 10
+            while (now := await consumer.committed(tp)) != offset:
+                if time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(0.05)
+            return now == offset
+
+        with pytest.raises(StaleMember, match="ILLEGAL_GENERATION"):
+            await commit(5, member(generation + 1))
+        await commit(5, member(generation))
+        assert await committed(5)  # and not before: the refused 5 never was
+        await commit(7, group)  # v0: no member to check
+        assert await committed(7)
+    finally:
+        await producer.stop()
         await consumer.stop()
