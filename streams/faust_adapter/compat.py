@@ -120,7 +120,11 @@ INIT_ASSIGNED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("aiokafka.consumer.group_coordinator", "GroupCoordinator", ("generation", "member_id")),
     ("aiokafka.producer.sender", "TxnOffsetCommitHandler", ("_offsets", "_group_id")),
     ("aiokafka.producer.sender", "BaseHandler", ("_sender",)),
-    ("aiokafka.producer.transaction_manager", "TransactionManager", ("transactional_id",)),
+    (
+        "aiokafka.producer.transaction_manager",
+        "TransactionManager",
+        ("transactional_id", "_txn_partitions", "_txn_consumer_group"),
+    ),
     # Exactly-once recovery sets the offsets a recovery starts from.
     ("faust.tables.recovery", "Recovery", ("active_offsets",)),
     ("faust.stores.rocksdb", "Store", ("rocksdb_options",)),

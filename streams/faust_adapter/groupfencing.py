@@ -212,13 +212,28 @@ class GenerationCheckedOffsetCommit(aiokafka_sender.TxnOffsetCommitHandler):
             error = StaleMember(
                 f"the group refused the window's offsets: {', '.join(sorted(stale))}"
             )
-            txn_manager = self._sender._txn_manager
-            txn_manager.error_transaction(error)
-            # Read here: the abort replaces this future unread, which asyncio would
-            # log as an error nobody handled (the commit's caller gets it anyway).
-            txn_manager.wait_for_transaction_end().exception()
+            fail_abortably(self._sender._txn_manager, error)
             return None
         return super().handle_response(SimpleNamespace(errors=errors))
+
+
+def fail_abortably(txn_manager: Any, error: BaseException) -> None:
+    """Fail the open transaction so that it can only be aborted, and the abort ends
+    it at the coordinator.
+
+    aiokafka's ``error_transaction`` also forgets which partitions and group the
+    transaction holds, so the abort that follows looks empty and completes locally,
+    without an EndTxn: the coordinator keeps the transaction open until its timeout,
+    holding every read_committed reader of those partitions (the new owner's
+    recovery waited 15-23 s in bench.chaos), and then fences this producer. They
+    are put back for the abort."""
+    partitions, group = set(txn_manager._txn_partitions), txn_manager._txn_consumer_group
+    txn_manager.error_transaction(error)
+    txn_manager._txn_partitions.update(partitions)
+    txn_manager._txn_consumer_group = group
+    # Read here: the abort replaces this future unread, which asyncio would log as an
+    # error nobody handled (the commit's caller gets the error anyway).
+    txn_manager.wait_for_transaction_end().exception()
 
 
 def install() -> None:

@@ -78,11 +78,16 @@ class FakeTxnManager:
     producer_epoch = 2
 
     def __init__(self) -> None:
+        self._txn_partitions = {TopicPartition("lead.qualified", 0)}
+        self._txn_consumer_group: str | None = "app"
         self.errors: list[BaseException] = []
         self.committed: list[tuple[TopicPartition, int, str]] = []
         self.waiter = Waiter()
 
     def error_transaction(self, exc: BaseException) -> None:
+        # As aiokafka's: the transaction's partitions and group are forgotten.
+        self._txn_partitions.clear()
+        self._txn_consumer_group = None
         self.errors.append(exc)
         self.waiter.error = exc
 
@@ -124,6 +129,9 @@ def test_a_refused_member_makes_the_transaction_abortable_as_stale(code: int) ->
     assert groupfencing.STALE_MEMBER_CODES[code] in str(error)
     assert txn.committed == []
     assert txn.waiter.read  # or asyncio logs an error nobody handled, at the abort
+    # Kept for the abort, or it ends locally and the broker holds the transaction open.
+    assert txn._txn_partitions == {TopicPartition("lead.qualified", 0)}
+    assert txn._txn_consumer_group == "app"
 
 
 def test_an_accepted_commit_is_recorded_as_aiokafka_records_it() -> None:

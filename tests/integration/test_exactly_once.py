@@ -267,8 +267,10 @@ async def _refused_as_a_stale_member(bootstrap: str) -> None:
         group_instance_id="worker-0",
         enable_auto_commit=False,
     )
+    stable = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-txn")
     await consumer.start()
+    await stable.start()
     await producer.start()
     try:
         deadline = time.monotonic() + 30
@@ -281,6 +283,8 @@ async def _refused_as_a_stale_member(bootstrap: str) -> None:
         async def commit(offset: int, group_id: str) -> None:
             await producer.begin_transaction()
             try:
+                # A record too: the transaction holds a partition (its stable end).
+                await producer.send_and_wait(topic, b"window", partition=0)
                 await producer.send_offsets_to_transaction(
                     {tp: OffsetAndMetadata(offset, "")}, group_id
                 )
@@ -303,12 +307,24 @@ async def _refused_as_a_stale_member(bootstrap: str) -> None:
                 await asyncio.sleep(0.05)
             return now == offset
 
+        async def settled() -> bool:
+            # No transaction left open on the topic: its stable end (what a
+            # read_committed reader may read up to) reaches its end.
+            deadline = time.monotonic() + 10
+            while (await stable.end_offsets([tp]))[tp] != (await consumer.end_offsets([tp]))[tp]:
+                if time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(0.05)
+            return True
+
         with pytest.raises(StaleMember, match="ILLEGAL_GENERATION"):
             await commit(5, member(generation + 1))
+        assert await settled()  # the abort reached the coordinator, not only aiokafka
         await commit(5, member(generation))
         assert await committed(5)  # and not before: the refused 5 never was
         await commit(7, group)  # v0: no member to check
         assert await committed(7)
     finally:
         await producer.stop()
+        await stable.stop()
         await consumer.stop()
