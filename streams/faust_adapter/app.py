@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +68,25 @@ def load_scoring_model(settings: Settings) -> ScoringModel:
     return load_model(settings.model_path) if settings.model_path else load_default_model()
 
 
+def exit_after(seconds: float) -> None:
+    """Hard-exit (code 1) if the process is still running in ``seconds``: a stop's
+    deadline. With the broker gone, Faust's stop waits on tasks that retry it forever
+    ("Gathering all futures..."), and a worker that never exits holds its RocksDB
+    lock, its CPU and, still answering /ready, its place in the group. Nothing is
+    lost by exiting: what was not committed is read again by the next owner."""
+
+    def expire() -> None:
+        time.sleep(seconds)
+        log.error("leadstream: still stopping after %.0fs; exiting now", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    threading.Thread(target=expire, name="leadstream-stop-watchdog", daemon=True).start()
+
+
 class App(faust.App):
-    """Faust's app, with hooks that run first when it stops.
+    """Faust's app, with hooks that run first when it stops, and a deadline on the
+    stop that follows a crash (a signal's stop has one from the runner).
 
     Faust's own stop closes the tables, then stops the agents, then commits; work an
     agent holds back (leadstream's state windows) must be written and acked before
@@ -75,6 +95,17 @@ class App(faust.App):
 
     #: (name, hook, timeout in seconds), run in order
     stop_hooks: Sequence[tuple[str, Callable[[], Awaitable[None]], float]] = ()
+    #: How long a stop may take (``LEADSTREAM_STOP_TIMEOUT_SECONDS``).
+    stop_timeout_s: float = 30.0
+    #: Starts a stop's deadline (tests record it instead of exiting).
+    deadline: Callable[[float], None] = staticmethod(exit_after)
+
+    async def crash(self, reason: BaseException) -> None:
+        # A crash stops the worker as a signal does, and can hang the same way (seen
+        # in bench.chaos: stuck stopping the consumer thread, still in the group).
+        if not self.crashed:
+            self.deadline(self.stop_timeout_s)
+        await super().crash(reason)
 
     async def on_stop(self) -> None:
         for name, hook, timeout_s in self.stop_hooks:
@@ -146,6 +177,7 @@ def create_app(
         await loop.run()
 
     # Both bounded by what writing both windows may take.
+    app.stop_timeout_s = settings.stop_timeout_s
     app.stop_hooks = [("writing state windows", loop.stop, settings.stop_timeout_s / 2)]
     if transactions is not None:  # after the windows' last transaction
         app.stop_hooks = [

@@ -3,46 +3,25 @@
 from __future__ import annotations
 
 import logging
-import os
-import threading
-import time
 
 import faust
 
-from streams.faust_adapter.app import Leadstream
+from streams.faust_adapter.app import Leadstream, exit_after
 from streams.logs import fold_repeats, quiet_bad_requests
 
 log = logging.getLogger("leadstream")
 
 
-def _exit_after(seconds: float) -> None:
-    """Hard-exit if a graceful stop has not finished within ``seconds``."""
-
-    def expire() -> None:
-        time.sleep(seconds)
-        log.error("leadstream: still stopping after %.0fs; exiting now", seconds)
-        logging.shutdown()
-        os._exit(1)
-
-    threading.Thread(target=expire, name="leadstream-stop-watchdog", daemon=True).start()
-
-
 def _worker_with_deadline(faust_worker: type, stop_timeout_s: float) -> type:
     class Worker(faust_worker):
-        """Faust's worker with a deadline on graceful stops.
-
-        With the broker gone, Faust's stop waits on tasks that retry the broker
-        forever ("Gathering all futures..."), and a worker that ignores SIGTERM holds
-        its RocksDB lock and its CPU. Nothing is lost by exiting: what was not
-        committed is read again by the next owner.
-        """
+        """Faust's worker with a deadline on graceful stops (see ``exit_after``)."""
 
         def _on_sigint(self) -> None:
-            _exit_after(stop_timeout_s)
+            exit_after(stop_timeout_s)
             super()._on_sigint()
 
         def _on_sigterm(self) -> None:
-            _exit_after(stop_timeout_s)
+            exit_after(stop_timeout_s)
             super()._on_sigterm()
 
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
