@@ -100,11 +100,6 @@ REFUSED = "a window was not committed"
 #: A worker's log line when a failure stops it (a fenced producer, say).
 STOPPING = "; stopping"
 DISCARDED = "leadstream_events_discarded_total"
-#: A cache of the next decay change, solved or not as a window happens to be written
-#: (streams.core.loop): when a state was written, not what it holds. Exactly-once
-#: writes states at other moments than the reference, so these are left out of that
-#: comparison, as in tests/integration/test_exactly_once.py.
-WRITE_TIME_KEYS = ("next_change", "next_change_up", "next_change_valid")
 
 
 def app_id(topics: Topics) -> str:
@@ -607,7 +602,7 @@ async def before_stop(side: Chaotic) -> End:
 
 
 async def committed_states(bootstrap: str, topics: Topics) -> dict[str, Any]:
-    """``verify.last_states``, read ``read_committed``, without write-time keys."""
+    """``verify.last_states``, read ``read_committed``."""
     out: dict[str, Any] = {}
     changelog = f"{app_id(topics)}-leads-changelog"
     for record in await read(bootstrap, changelog, "read_committed"):
@@ -615,8 +610,6 @@ async def committed_states(bootstrap: str, topics: Topics) -> dict[str, Any]:
         state["applied"] = {
             k.replace(topics.prefix, "<run>"): v for k, v in state.get("applied", {}).items()
         }
-        for key in WRITE_TIME_KEYS:
-            state.pop(key, None)
         out[record.key.decode()] = state
     return out
 

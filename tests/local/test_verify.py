@@ -40,3 +40,12 @@ def test_compare_counts_lost_double_and_inconsistent_repeats() -> None:
     assert (result.lost, result.double_counted, result.differing) == (1, 1, 0)
     assert (result.repeated_ids, result.inconsistent_repeats) == (1, 1)
     assert result.kept_view_mismatches == 0 and not result.clean and not result.consistent
+
+
+def test_compare_leaves_out_when_a_state_was_written_not_what_it_holds() -> None:
+    held = {"events_seen": 3, "stage": "warm"}
+    expected = {"A": {**held, "next_change": 10.0, "next_change_valid": True}}
+    got = {"A": {**held, "next_change": None, "next_change_valid": False}}
+    assert compare(expected, got, [], []).differing == 0
+    got["A"]["stage"] = "mql"
+    assert compare(expected, got, [], []).differing == 1
