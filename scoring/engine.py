@@ -79,6 +79,7 @@ from scoring.stages import evaluate_from_bottom, evaluate_index
 from scoring.state import LeadState
 
 __all__ = [
+    "KEPT_CONTRIBUTIONS",
     "TRANSITION_NAMESPACE",
     "Reason",
     "Transition",
@@ -107,6 +108,10 @@ Cause = Literal[
 Effects = list[Any]
 #: ``taken`` of an event no pattern looks at: shared, never changed (saves a list).
 _NOTHING_TAKEN: Effects = []
+#: Most contributions (a rule's points at one time) a lead keeps for score resets that
+#: arrive after newer events (``LeadState.contributions``).
+KEPT_CONTRIBUTIONS = 32
+_KEPT_ITEMS = 3 * KEPT_CONTRIBUTIONS
 
 
 class Transition(TypedDict):
@@ -289,12 +294,53 @@ def _init(state: LeadState, model: ScoringModel) -> None:
     state.b_valid = False
 
 
-def _add(state: LeadState, rule: Rule, points: float, t: float) -> None:
+def _add(state: LeadState, model: ScoringModel, rule: Rule, points: float, t: float) -> None:
     if state.resets:  # an event from before an outcome's reset counts what it left
         points *= _reset_factor(state.resets, t)
-    _accumulate(state.rules, rule.id, points, t, rule.rate)
-    state.rule_points[rule.id] = rule.points
+    rid = rule.id
+    _accumulate(state.rules, rid, points, t, rule.rate)
+    state.rule_points[rid] = rule.points
     _accumulate(state.categories, rule.category, points, t, rule.rate)
+    if model.has_resets and points:  # kept for a reset that arrives after newer events
+        log = state.contributions
+        if log and log[-3] >= t:
+            _keep(log, rid, points, t)
+        else:  # inline: most contributions are the newest
+            log += (t, rid, points)
+            if len(log) > _KEPT_ITEMS:
+                del log[:3]
+
+
+def _keep(log: list[Any], rid: str, points: float, t: float) -> None:
+    """Note ``points`` added to rule ``rid`` at ``t`` in the contributions ``log``, in
+    time order, summed with what the rule got at that same time (a contribution taken
+    back entirely goes); the oldest go past :data:`KEPT_CONTRIBUTIONS`. (``apply``
+    drops those older than ``max_lateness``: no reset that old is applied.)"""
+    i = len(log)
+    while i and log[i - 3] > t:
+        i -= 3
+    j = i
+    while j and log[j - 3] == t:
+        if log[j - 2] == rid:
+            total = log[j - 1] + points
+            if total:
+                log[j - 1] = total
+            else:  # taken back (a bot's, a displaced event): nothing left to keep
+                del log[j - 3 : j]
+            return
+        j -= 3
+    log[i:i] = [t, rid, points]
+    if len(log) > _KEPT_ITEMS:
+        del log[: len(log) - _KEPT_ITEMS]
+
+
+def _forget(log: list[Any], cutoff: float) -> None:
+    """Drop the contributions from before ``cutoff``."""
+    n = len(log)
+    drop = 0
+    while drop < n and log[drop] < cutoff:
+        drop += 3
+    del log[:drop]
 
 
 def _accumulate(
@@ -425,9 +471,26 @@ def _reset(state: LeadState, model: ScoringModel, factor: float, t: float) -> No
     """Keep ``factor`` of the engagement score as read at ``t`` (recycling: the lead
     starts nurture afresh). Points a cap holds back are not kept: each category is
     scaled to ``factor`` of what it shows, with its rules alike, and all of them
-    further if the total cap held the sum. Events from before ``t`` that arrive later
-    count ``factor`` of their points. Resets older than the lateness window can no
-    longer apply to anything: dropped."""
+    further if the total cap held the sum. Points counted at or after ``t`` (events
+    newer than the outcome that arrived before it) are kept whole: taken out of the
+    accumulators before the score is read and scaled, put back after, as their
+    contributions (``state.contributions``) say. Events from before ``t`` that arrive
+    later count ``factor`` of their points. Resets older than the lateness window can
+    no longer apply to anything: dropped.
+
+    Exact (the same score whatever the order of events and outcomes) while no group or
+    total cap holds points back at ``t`` and the lead still keeps every contribution
+    at or after ``t`` (its last ``KEPT_CONTRIBUTIONS``). When a cap holds at ``t``, the
+    share kept depends on what the score was: exact if the events and outcomes from
+    before ``t`` arrived before this one (one from before that arrives later counts
+    ``factor`` of its points, not what the cap would have let through)."""
+    log = state.contributions
+    start = len(log)
+    while start and log[start - 3] >= t:
+        start -= 3
+    newer = log[start:]
+    if newer:
+        _shift(state, model, newer, -1.0)
     rates = model.rates
     ratios: dict[str, float] = {}
     total = 0.0
@@ -441,12 +504,31 @@ def _reset(state: LeadState, model: ScoringModel, factor: float, t: float) -> No
     k = factor * (cap / abs(total) if abs(total) > cap else 1.0)
     for cat, acc in state.categories.items():
         acc[0] *= k * ratios[cat]
+    by_id = model.rule_by_id
     for rid, acc in state.rules.items():
-        rule = model.rule_by_id.get(rid)
+        rule = by_id.get(rid)
         acc[0] *= k * (ratios.get(rule.category, 1.0) if isinstance(rule, Rule) else 1.0)
+    for i in range(0, start, 3):  # what the older contributions are worth now
+        rule = by_id.get(log[i + 1])
+        log[i + 2] *= k * (ratios.get(rule.category, 1.0) if isinstance(rule, Rule) else 1.0)
+    if newer:
+        _shift(state, model, newer, 1.0)
     cutoff = state._clock - model.max_lateness
     state.resets = [r for r in state.resets if r[0] >= cutoff]
     state.resets.append((t, factor))
+
+
+def _shift(state: LeadState, model: ScoringModel, flat: list[Any], sign: float) -> None:
+    """Add (``sign`` 1) or take out (-1) the contributions ``flat`` (as in
+    ``state.contributions``) from the rule and category accumulators."""
+    by_id = model.rule_by_id
+    for i in range(0, len(flat), 3):
+        rule = by_id.get(flat[i + 1])
+        if isinstance(rule, Rule):
+            t = flat[i]
+            points = sign * flat[i + 2]
+            _accumulate(state.rules, rule.id, points, t, rule.rate)
+            _accumulate(state.categories, rule.category, points, t, rule.rate)
 
 
 def _outcome(
@@ -539,10 +621,10 @@ def _score_rules(
             if dropped_at is DENIED:
                 continue
             if dropped_at is not None:  # a later event no longer counts
-                _add(state, rule, -rule.points, dropped_at)
+                _add(state, model, rule, -rule.points, dropped_at)
                 effects.append(rule.id)
                 effects.append(-rule.points)
-        _add(state, rule, rule.points, t)
+        _add(state, model, rule, rule.points, t)
         effects.append(rule.id)  # two appends: no pair to allocate (and collect)
         effects.append(rule.points)
         if counted is not None:
@@ -643,7 +725,7 @@ def _retract(state: LeadState, model: ScoringModel, j: int, name: str, taken: Ef
             continue  # removed by a model change, with its points
         if rule.cap_count and not uncap(state, rule, key, t, eid):
             continue  # displaced from its window already: its points went then
-        _add(state, rule, -rule.points, t)
+        _add(state, model, rule, -rule.points, t)
         back.append(rid)
         back.append(-rule.points)
     state.recent[j] = [*entry[:5], None]
@@ -739,6 +821,9 @@ def apply(
     limit = model.dedup_max_ids
     while heap[0][0] < cutoff or len(heap) > limit:
         del seen[heappop(heap)[1]]
+    contributions = state.contributions
+    if contributions and contributions[0] < cutoff:
+        _forget(contributions, cutoff)
     state.events_seen += 1
     source = event["source"]
     taken: Effects = _NOTHING_TAKEN

@@ -27,7 +27,8 @@ model to ``model`` before anything reads it:
   lead in a ``[[sales_stages]]`` stage the new model no longer has is evaluated from
   the bottom. A pending follow-up SLA takes the new model's deadline from the lead's
   entry into the stage (none if the stage has no SLA any more); an SLA already met or
-  breached stays so. Stage entry times and score resets are kept.
+  breached stays so. Stage entry times and score resets are kept; the contributions a
+  late reset leaves out (``LeadState.contributions``) go as their rules' points do.
 - **Not exact, and how it is handled:** a changed half-life applies from each
   accumulator's anchor (the lead's latest event) on: what decayed before stays
   decayed at the old rate. A changed cap applies to events from now on; events
@@ -75,6 +76,7 @@ def migrate(state: LeadState, model: ScoringModel, now: float) -> list[Transitio
 
 def _migrate_rules(state: LeadState, model: ScoringModel) -> None:
     rules = state.rules
+    scales: dict[str, float] = {}
     for rid in list(rules):
         rule = model.rule_by_id.get(rid)
         if not isinstance(rule, Rule):  # removed (or now a fit rule's id)
@@ -82,9 +84,19 @@ def _migrate_rules(state: LeadState, model: ScoringModel) -> None:
             state.rule_points.pop(rid, None)
             continue
         old = state.rule_points.get(rid, rule.points)
-        if old != rule.points and old != 0.0:
-            rules[rid][0] *= rule.points / old
+        scales[rid] = rule.points / old if old != rule.points and old != 0.0 else 1.0
+        rules[rid][0] *= scales[rid]
         state.rule_points[rid] = rule.points
+    # Contributions go as their rules' points do (all of them under a model that
+    # resets no score: nothing reads them there).
+    log = state.contributions
+    kept: list[object] = []
+    if model.has_resets:
+        for i in range(0, len(log), 3):
+            scale = scales.get(log[i + 1])
+            if scale is not None:
+                kept.extend((log[i], log[i + 1], log[i + 2] * scale))
+    state.contributions = kept
     for rid in [r for r in state.rule_points if r not in rules]:
         del state.rule_points[rid]
     # Cap windows of a rule that no longer has that kind of cap go; the others stay

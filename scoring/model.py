@@ -313,6 +313,7 @@ class ScoringModel:
         "forced_stages",
         "grade_bounds",
         "half_lives",
+        "has_resets",
         "history_size",
         "id",
         "max_lateness",
@@ -377,6 +378,9 @@ class ScoringModel:
     stage_rank: dict[str, int]
     #: outcome -> where it moves the lead (outcomes not listed only score rules)
     outcome_moves: dict[str, OutcomeMove]
+    #: Some outcome resets the score (a ``reset`` below 1): leads then keep their
+    #: recent contributions (``LeadState.contributions``) for the resets to come.
+    has_resets: bool
     disqualifiers: tuple[Disqualifier, ...]
     disqualifier_by_id: dict[str, Disqualifier]
     #: ``[caps]``: category -> N, its points held within [-N, N] (group caps), and

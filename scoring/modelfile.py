@@ -653,6 +653,7 @@ class _Builder:
                 self.err(f"{loc}.reset: {reset:g} is not a factor from 0 to 1")
             moves[outcome] = OutcomeMove(outcome, stage, reset)
         m.outcome_moves = moves
+        m.has_resets = any(move.reset != 1.0 for move in moves.values())
 
     def forced(self, m: ScoringModel, forced: object) -> None:
         if not isinstance(forced, list) or not all(isinstance(f, str) and f for f in forced):

@@ -17,19 +17,20 @@ from typing import Any
 
 __all__ = ["SCHEMA_VERSION", "LeadState", "cap_pairs"]
 
-#: 5: ``entered`` (when the lead last entered each stage), ``since`` (its first event
-#: time), ``sla_due`` (the pending follow-up deadline) and ``resets`` (recent score
-#: resets by outcomes). 4: ``history`` (the lead's recent scored and filtered events and
-#: stage changes), ``recent`` (what bot patterns compare a new event with), ``caps_by``
-#: (rule caps counted per field value) and ``bots_filtered``. 3: ``applied`` (the
-#: highest input position applied, per source), ``changes`` (stage changes so far, the
-#: per-lead sequence number of the last one), ``model`` (the fingerprint of the model it
-#: was scored under) and ``rule_points``. 2: a cap window is one flat list ``[t0, id0,
-#: t1, id1, ...]`` (1: a list of ``[t, id]`` pairs). Versions 1 to 3 are still read
-#: (with what they lack empty), version 4 too.
-SCHEMA_VERSION = 5
+#: 6: ``contributions`` (the points each rule got at each recent time: what a late
+#: score reset leaves out). 5: ``entered`` (when the lead last entered each stage),
+#: ``since`` (its first event time), ``sla_due`` (the pending follow-up deadline) and
+#: ``resets`` (recent score resets by outcomes). 4: ``history`` (the lead's recent
+#: scored and filtered events and stage changes), ``recent`` (what bot patterns compare
+#: a new event with), ``caps_by`` (rule caps counted per field value) and
+#: ``bots_filtered``. 3: ``applied`` (the highest input position applied, per source),
+#: ``changes`` (stage changes so far, the per-lead sequence number of the last one),
+#: ``model`` (the fingerprint of the model it was scored under) and ``rule_points``. 2:
+#: a cap window is one flat list ``[t0, id0, t1, id1, ...]`` (1: a list of ``[t, id]``
+#: pairs). Versions 1 to 5 are still read (with what they lack empty).
+SCHEMA_VERSION = 6
 _NEG_INF = -math.inf
-_READABLE = frozenset({1, 2, 3, 4, SCHEMA_VERSION})
+_READABLE = frozenset({1, 2, 3, 4, 5, SCHEMA_VERSION})
 #: What ``LeadState.filtered`` is between events: nothing filtered (shared, immutable).
 _NOTHING: tuple[str, ...] = ()
 
@@ -60,6 +61,7 @@ class LeadState:
         "caps_by",
         "categories",
         "changes",
+        "contributions",
         "disqualifier",
         "entered",
         "events_seen",
@@ -152,6 +154,13 @@ class LeadState:
     #: (time, factor) of outcomes' score resets within ``max_lateness`` of the clock:
     #: a late event from before a reset counts ``factor`` of its points.
     resets: list[tuple[float, float]]
+    #: The points each rule's accumulator got at each time (``_add`` in
+    #: ``scoring.engine``), flat ``[t0, rule_id0, points0, t1, ...]`` sorted by time,
+    #: those at one time and rule summed: the lead's last ``KEPT_CONTRIBUTIONS``
+    #: within ``max_lateness`` of the clock, kept only under a model whose outcomes
+    #: reset scores. A reset takes the ones at or after its time out before it
+    #: scales the score and puts them back after: they came after it.
+    contributions: list[Any]
     next_change: float | None
     nc_up: bool
     nc_valid: bool
@@ -205,6 +214,7 @@ class LeadState:
         self.since = None
         self.sla_due = None
         self.resets = []
+        self.contributions = []
         self.next_change = None
         self.nc_up = False
         self.nc_valid = False
@@ -258,6 +268,7 @@ class LeadState:
         s.since = self.since
         s.sla_due = self.sla_due
         s.resets = list(self.resets)
+        s.contributions = list(self.contributions)  # flat: its items are immutable
         s.nc_valid = self.nc_valid
         s.next_change = self.next_change
         s.nc_up = self.nc_up
@@ -288,6 +299,7 @@ class LeadState:
         d["rule_points"] = dict(self.rule_points)
         d["entered"] = dict(self.entered)
         d["resets"] = [[t, f] for t, f in self.resets]
+        d["contributions"] = list(self.contributions)
         return d
 
     def to_dict_view(self) -> dict[str, Any]:
@@ -328,6 +340,7 @@ class LeadState:
             "since": self.since,
             "sla_due": self.sla_due,
             "resets": self.resets,
+            "contributions": self.contributions,
             # Last, in this order: streams.core.statecodec reads them off the end. A
             # pending SLA is part of the next change (when the worker's timer fires);
             # from_dict solves the decay part again.
@@ -340,7 +353,7 @@ class LeadState:
     def from_dict(cls, d: dict[str, Any]) -> LeadState:
         """Inverse of :meth:`to_dict` (``from_dict(x).to_dict() == x``, except that a
         state with an SLA pending reads its next change as not yet solved); also reads
-        versions 1 (cap windows as pairs), 2 and 3."""
+        versions 1 (cap windows as pairs) to 5."""
         version = d.get("v")
         if version not in _READABLE:
             raise ValueError(f"unsupported LeadState schema version {version!r}")
@@ -387,6 +400,7 @@ class LeadState:
         s.since = d.get("since")
         s.sla_due = d.get("sla_due")
         s.resets = [(t, f) for t, f in d.get("resets", ())]
+        s.contributions = list(d.get("contributions", ()))
         # With an SLA pending, the stored next change may be its deadline, not
         # decay's: solve again.
         s.nc_valid = d["next_change_valid"] and s.sla_due is None

@@ -63,8 +63,7 @@ def events(
     return out
 
 
-#: Outcomes that reset no score: with only these, the score is a function of the set
-#: of events, whatever their order.
+#: Outcomes that reset no score (the others do, in the test models).
 KEEPING_OUTCOMES = ["accepted", "contacted", "opportunity_created", "won"]
 ALL_OUTCOMES = [*KEEPING_OUTCOMES, "rejected", "lost", "recycled"]
 

@@ -32,8 +32,13 @@ RULES = (
     "wb-once",
 )
 #: In every drawn model alike: bot filtering (the same events filtered under A and
-#: B) and a rule capped once per webinar (its windows carried over).
+#: B), a rule capped once per webinar (its windows carried over) and an outcome that
+#: resets the score (the contributions a late one leaves out, carried over).
 SIGNALS = """
+[outcomes.recycled]
+stage = "warm"
+reset = 0.5
+
 [bots]
 email_click_gap = "2s"
 web_burst = { count = 3, within = "10s", max_dwell = "1s" }
@@ -145,9 +150,15 @@ def close(a: float, b: float) -> bool:
 
 
 @settings(max_examples=N, deadline=None)
-@given(evs=events(max_size=20), a=models(), b=models(), later=st.floats(0.0, 30.0))
+@given(
+    evs=events(max_size=20),
+    a=models(),
+    b=models(),
+    later=st.floats(0.0, 30.0),
+    reset_at=st.floats(0.0, 60.0),
+)
 def test_scored_under_a_then_migrated_equals_scored_under_b(
-    evs: list[dict[str, Any]], a: ScoringModel, b: ScoringModel, later: float
+    evs: list[dict[str, Any]], a: ScoringModel, b: ScoringModel, later: float, reset_at: float
 ) -> None:
     under_a, under_b = scored(evs, a), scored(evs, b)
     now = (under_b.clock or 0.0) + later
@@ -166,6 +177,11 @@ def test_scored_under_a_then_migrated_equals_scored_under_b(
     )
     assert stable_under(b, under_b, now), "the engine's own stage"
     assert stable_under(b, under_a, now), "the migrated stage"
+    # A reset that arrives now, after events newer than it: it leaves the same out.
+    reset = {"event_id": "r", "lead_id": "L", "source": "outcome", "time": reset_at}
+    under_a, _ = apply(under_a, dict(reset, outcome="recycled"), b)
+    under_b, _ = apply(under_b, dict(reset, outcome="recycled"), b)
+    assert close(score_at(under_a, b, now), score_at(under_b, b, now))
 
 
 @settings(max_examples=N, deadline=None)

@@ -18,8 +18,9 @@ from .strategies import EXAMPLES as N
 from .strategies import events
 
 M = small_model()
-#: What every v4 field holds (history, bot patterns, caps by value) gets exercised.
-S = small_model(SIGNAL_MODEL)
+#: What every v4 field holds (history, bot patterns, caps by value) gets exercised, and
+#: v6's contributions (kept under a model whose outcomes reset scores).
+S = small_model(SIGNAL_MODEL + '\n[outcomes.recycled]\nstage = "warm"\nreset = 0.5\n')
 
 
 def run(evs: list[dict[str, Any]], model: Any = M) -> LeadState:
@@ -34,8 +35,8 @@ def test_state_schema_version_and_repr() -> None:
     s, _ = apply(s, web("/blog", 3.0), small_model())
     assert repr(s) == "LeadState('L', stage='cold', clock=3.0, events_seen=1)"
     d = s.to_dict()
-    d["v"] = 6
-    with pytest.raises(ValueError, match="unsupported LeadState schema version 6"):
+    d["v"] = 7
+    with pytest.raises(ValueError, match="unsupported LeadState schema version 7"):
         LeadState.from_dict(d)
 
 
@@ -48,12 +49,16 @@ def test_to_dict_round_trip(evs: list[dict[str, Any]], more: list[dict[str, Any]
     next_change_at(s, S)
     s.applied["web.visits:0"] = 41
     d = s.to_dict()
-    assert d["v"] == 5
+    assert d["v"] == 6
     restored = LeadState.from_dict(orjson.loads(orjson.dumps(d)))
     assert restored.to_dict() == d
+    # Version 5 (before the contributions a late reset leaves out) reads without any.
+    v5 = {k: v for k, v in d.items() if k != "contributions"}
+    d = dict(d, contributions=[])
+    assert LeadState.from_dict(orjson.loads(orjson.dumps(dict(v5, v=5)))).to_dict() == d
     # Version 4 (before stage entry times, SLAs and resets) reads with them empty.
     new_in_5 = ("entered", "since", "sla_due", "resets")
-    v4 = {k: v for k, v in d.items() if k not in new_in_5}
+    v4 = {k: v for k, v in v5.items() if k not in new_in_5}
     d = dict(d, entered={}, since=None, sla_due=None, resets=[])
     assert LeadState.from_dict(orjson.loads(orjson.dumps(dict(v4, v=4)))).to_dict() == d
     # Version 3 (before the history, bot patterns and caps by value) reads with them
