@@ -4,7 +4,7 @@ No Kafka, Faust, asyncio, clock or I/O here (except reading a model file): calle
 every time. ``apply``/``advance`` take ownership of the state and return it mutated.
 """
 
-from scoring.engine import Transition, advance, apply, snapshot
+from scoring.engine import Transition, advance, apply, restate, snapshot
 from scoring.model import ModelError, ScoringModel
 from scoring.modelfile import load_default_model, load_model, load_model_text
 from scoring.nextchange import next_change_at, next_change_by
@@ -22,5 +22,6 @@ __all__ = [
     "load_model_text",
     "next_change_at",
     "next_change_by",
+    "restate",
     "snapshot",
 ]

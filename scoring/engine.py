@@ -101,7 +101,7 @@ _NEG_INF = -math.inf
 _SCREENED = frozenset({"web", "email"})
 
 Cause = Literal[
-    "event", "profile", "decay", "disqualifier", "model_change", "outcome", "sla_breach"
+    "event", "profile", "decay", "disqualifier", "model_change", "outcome", "sla_breach", "restored"
 ]
 #: What an event did, flat: ``[rule_id, points, rule_id, points, ...]`` (one list per
 #: event, not one pair per rule: a scored event allocates as little as it can).
@@ -453,6 +453,34 @@ def _settle(
     state.nc_valid = False
     refresh_thresholds(state, model)
     return _transition(state, model, old, new, cause, trigger, at, score, key=key, effects=effects)
+
+
+# ------------------------------------------------------------------------ restoring
+
+
+def restate(state: LeadState, shown: LeadState, at: float, model: ScoringModel) -> list[Transition]:
+    """Keep a lead's stage changes consistent after it fell back to ``state``, an
+    earlier state, from ``shown``, a later one whose stage changes were published
+    (the shell gives a state up when scoring it failed half-way).
+
+    Numbering goes on after ``shown``'s, so the lead's next changes are never taken
+    for repeats; and if the stages differ, one change ``shown.stage -> state.stage``
+    (cause ``restored``, its id deterministic in the numbers) tells consumers where
+    the lead is. ``state`` (a new one, if the lead had no earlier state) is changed
+    in place.
+    """
+    if shown.changes <= state.changes:
+        return []
+    if not state.model:
+        _init(state, model)
+    state.changes = shown.changes
+    if shown.stage == state.stage:
+        return []
+    score = score_at(state, model, max(at, state._clock))
+    key = f"{shown.changes}"
+    return [
+        _transition(state, model, shown.stage, state.stage, "restored", None, at, score, key=key)
+    ]
 
 
 # ------------------------------------------------------------------------- outcomes

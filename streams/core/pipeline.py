@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from scoring import LeadState, ScoringModel, advance, apply
+from scoring import LeadState, ScoringModel, advance, apply, restate
 from scoring.migrate import migrate
 from streams.core import contract
 from streams.core.bots import BotMarker
@@ -184,6 +184,16 @@ class Pipeline:
             held, good = [], batch.load(lead_id, index)
         if entry is not None:
             held.append(entry[0])
+        shown = max(held, key=lambda state: state.changes, default=None)
+        if shown is not None and shown.changes > (good.changes if good is not None else 0):
+            # Stage changes the given-up states caused were published: numbering goes
+            # on after them, consumers learn where the lead is now, and the window
+            # writes it so.
+            good = good if good is not None else LeadState(lead_id)
+            transitions = restate(good, shown, batch.now, self.model)
+            if transitions:
+                self._emit(batch.out, transitions, batch.now, good)
+            batch.out.touched[lead_id] = (good, msg.partition, index)
         dead = contract.lost_events(
             lead_id,
             [state.applied for state in held],
@@ -317,6 +327,8 @@ class Pipeline:
                 m.sla_breaches.labels(new).inc()
                 continue
             m.transitions.labels(old, new, transition["cause"]).inc()
+            if transition["cause"] == "restored":  # a correction: no funnel entry
+                continue
             m.stage_entries.labels(new, transition["grade"], transition["model_version"]).inc()
             _observe_spans(m, transition, state, self.model.stage_rank)
 

@@ -570,6 +570,14 @@ async def test_an_error_on_a_cached_lead_falls_back_to_its_stored_state(
     # From after the stored state's position up to the pricing visit (the range may
     # hold other leads' offsets: a replay picks the lead's records by key).
     assert lost_ranges(h) == [("lead-1", stored_at + 1, pricing_at)]
+    # The pricing visit's stage change was published: consumers learn the lead is
+    # back in cold, and its numbering goes on (a next change is not a "repeat").
+    sent = [orjson.loads(s.value) for s in h.stages_sent()]
+    assert [(c["from_stage"], c["to_stage"], c["cause"], c["sequence"]) for c in sent] == [
+        ("cold", "warm", "event", 1),
+        ("warm", "cold", "restored", 2),
+    ]
+    assert kept.changes == 2
     assert sum(1 for s in h.sender.to(h.settings.topic_dlq) if b"poison" in s.value) == 1
 
 
