@@ -93,8 +93,9 @@ class Metrics:
                 "leadstream_bots_filtered",
                 "Events filtered as not a person's and never scored, by source topic and "
                 "reason (tracker_flag, user_agent, email_after_delivery, email_click_gap, "
-                "email_links, web_burst); includes events scored first and taken back "
-                "once a pattern showed, which leadstream_events_total counted as scored.",
+                "email_links, web_burst, email_no_open); includes events scored first and "
+                "taken back once a pattern showed, which leadstream_events_total counted as "
+                "scored, and clicks held for want of an open that one later released.",
                 ["topic", "reason"],
                 registry=reg,
             ),

@@ -30,8 +30,10 @@ class Partitioner:
         self._memo: dict[str, int] = {}
 
     def partition_of(self, lead_id: str) -> int:
-        """>>> Partitioner(4).partition_of("lead-000001") in range(4)
-        True
+        """The partition Kafka's default partitioner gives the key ``lead_id``.
+
+        >>> Partitioner(4).partition_of("lead-000001")
+        2
         """
         memo = self._memo
         partition = memo.get(lead_id)
