@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
+from scoring.model import OUTCOMES  # lead.outcomes' values, in the order of a sale
 from streams.core.contract import parse_time
 
 #: The ``kind`` of each topic's lines in an export file (``docs/kpis.md``).
@@ -23,16 +24,6 @@ KINDS: Final = (QUALIFIED_KIND, OUTCOME_KIND)
 
 #: The ``cause`` of an SLA breach on ``lead.qualified`` (docs/events.md).
 SLA_BREACH: Final = "sla_breach"
-#: ``lead.outcomes``' ``outcome`` values (its schema's enum), in the order of a sale.
-OUTCOMES: Final = (
-    "accepted",
-    "rejected",
-    "contacted",
-    "opportunity_created",
-    "won",
-    "lost",
-    "recycled",
-)
 
 _CHANGE_FIELDS: Final = (
     ("lead_id", str),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import jsonschema_rs
 import orjson
@@ -14,6 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scoring import LeadState, apply, load_default_model
+from scoring.engine import Cause
+from scoring.model import OUTCOMES
 from streams.core import contract
 
 NOW = datetime(2026, 11, 22, 21, 5, tzinfo=UTC).timestamp()
@@ -144,6 +146,13 @@ def test_dlq_reason_enum_matches_the_code() -> None:
         contract.HEADER_OFFSET,
         contract.HEADER_FAILED_AT,
     }
+
+
+def test_outcome_enum_and_cause_enum_match_the_code() -> None:
+    outcomes = contract.load_schema("lead.outcomes")["properties"]["outcome"]["enum"]
+    assert tuple(outcomes) == OUTCOMES  # the model file and the sales report read these
+    causes = contract.load_schema("lead.qualified")["properties"]["cause"]["enum"]
+    assert tuple(causes) == get_args(Cause)
 
 
 @pytest.mark.parametrize("kind", contract.SOURCE_KINDS)
