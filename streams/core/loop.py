@@ -42,7 +42,6 @@ from typing import Any, Protocol
 
 from scoring import LeadState, ScoringModel, next_change_at, next_change_by
 from scoring.migrate import migrate
-from streams.core import contract
 from streams.core.partitioning import Partitioner
 from streams.core.pipeline import (
     KIND_HEADER,
@@ -51,6 +50,7 @@ from streams.core.pipeline import (
     BatchResult,
     Message,
     Pipeline,
+    settle,
 )
 from streams.core.schedule import DecaySchedule
 from streams.core.statecodec import decode_state, encode_state, next_change_from_raw
@@ -266,8 +266,11 @@ class ScoringLoop:
         #: Encoded states not yet stored locally (the one window publishing): a lead
         #: that falls back after an error reads its last good state here first.
         self._unwritten: dict[str, bytes] = {}
-        #: Dead letters for states that could not be encoded, sent with the window.
-        self._unstored: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+        #: Leads whose renumbered state an unencodable one left to the closed window.
+        self._restated: set[str] = set()
+        #: What states that could not be encoded owe (dead letters, a stage change),
+        #: as (topic, key, value, headers), sent with the window before its ack.
+        self._unstored: list[tuple[str, bytes, bytes, list[tuple[str, bytes]] | None]] = []
         self._lookahead_s = DECAY_LOOKAHEAD_S + 2 * settings.flush_interval_s * (1 + WRITE_PACE)
         # Scoring and writing both windows at a revoke or stop never interleave: the
         # windows are written between two batches, never inside one.
@@ -425,6 +428,7 @@ class ScoringLoop:
                 self.metrics.discarded.inc(discarded)
                 self.cache.clear()
                 self._unwritten.clear()
+                self._restated.clear()
         return self.source.flowing()
 
     # ------------------------------------------------------- the writer's callbacks
@@ -455,15 +459,23 @@ class ScoringLoop:
         )
         held, good = self.fall_back(lead_id, partition)
         held.append(state)
-        for topic, key, value, headers in contract.lost_events(
-            lead_id,
-            [s.applied for s in held],
-            good.applied if good is not None else {},
-            f"lead state not stored: {type(error).__name__}",
-            failed_at=self._clock(),
-        ):
-            self._unstored.append((key, value, headers))
+        now = self._clock()
+        detail = f"lead state not stored: {type(error).__name__}"
+        write, transitions, dead = settle(lead_id, held, good, self.model, now, detail)
+        for topic, key, value, headers in dead:
+            self._unstored.append((self.topics.dlq, key, value, headers))
             self.metrics.dlq.labels(topic, "processing_error").inc()
+        closed = self.writer.closed
+        if write is not None and closed is not None and lead_id not in self._restated:
+            self._restated.add(lead_id)  # once a window: its state may not encode either
+            out = BatchResult()
+            self.pipeline.emit_transitions(out, transitions, now, write)
+            for key, value in out.qualified:
+                self._unstored.append((self.topics.qualified, key, value, None))
+            # Written with the window being written (its ack follows), as if it had
+            # been this state all along.
+            self.cache[lead_id] = write
+            closed.dirty[lead_id] = (write, partition)
 
     def fall_back(self, lead_id: str, partition: int) -> tuple[list[LeadState], LeadState | None]:
         """Forget what memory holds of ``lead_id`` (its cached state and the open
@@ -508,11 +520,11 @@ class ScoringLoop:
             await self._publish_in_transaction(writes)
             return
         try:
-            # Dead letters of unstorable states first: the window's ack follows its
+            # What unstorable states owe first: the window's ack follows its
             # publication, so they are delivered before their offsets commit.
             unstored, self._unstored = self._unstored, []
-            for key, value, headers in unstored:
-                await self.sender.send(self.topics.dlq, key, value, headers)
+            for topic, key, value, headers in unstored:
+                await self.sender.send(topic, key, value, headers)
             # The stage changes, dead letters and reroutes these states caused are
             # delivered before the states are stored: after a crash, a stored state
             # makes its events replays, and what they sent would never be sent again.
@@ -552,8 +564,8 @@ class ScoringLoop:
         assert transactions is not None
         try:
             unstored, self._unstored = self._unstored, []
-            for key, value, headers in unstored:
-                await transactions.send(self.topics.dlq, key, value, headers)
+            for topic, key, value, headers in unstored:
+                await transactions.send(topic, key, value, headers)
             if writes:
                 await transactions.publish(writes)
         except BaseException as exc:
@@ -603,6 +615,7 @@ class ScoringLoop:
     def _written(self, states: int, events: int, seconds: float) -> None:
         metrics, cache = self.metrics, self.cache
         self._unwritten.clear()  # the window is stored: the store has them all
+        self._restated.clear()
         metrics.state_writes.inc(states)
         metrics.events_acked.inc(events)
         metrics.flush_duration.observe(seconds)

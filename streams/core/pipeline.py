@@ -184,23 +184,12 @@ class Pipeline:
             held, good = [], batch.load(lead_id, index)
         if entry is not None:
             held.append(entry[0])
-        shown = max(held, key=lambda state: state.changes, default=None)
-        if shown is not None and shown.changes > (good.changes if good is not None else 0):
-            # Stage changes the given-up states caused were published: numbering goes
-            # on after them, consumers learn where the lead is now, and the window
-            # writes it so.
-            good = good if good is not None else LeadState(lead_id)
-            transitions = restate(good, shown, batch.now, self.model)
-            if transitions:
-                self._emit(batch.out, transitions, batch.now, good)
-            batch.out.touched[lead_id] = (good, msg.partition, index)
-        dead = contract.lost_events(
-            lead_id,
-            [state.applied for state in held],
-            good.applied if good is not None else {},
-            f"lead state fell back after {error}",
-            failed_at=batch.now,
+        write, transitions, dead = settle(
+            lead_id, held, good, self.model, batch.now, f"lead state fell back after {error}"
         )
+        if write is not None:  # renumbered, and maybe moved back: written, published
+            self.emit_transitions(batch.out, transitions, batch.now, write)
+            batch.out.touched[lead_id] = (write, msg.partition, index)
         for topic, key, value, headers in dead:
             batch.out.dead.append((key, value, headers))
             _bump(batch.dlq_counts, (topic, "processing_error"))
@@ -233,7 +222,7 @@ class Pipeline:
         state, transitions = advance(state, batch.now, self.model)
         state.applied[source] = position
         if transitions:
-            self._emit(batch.out, transitions, batch.now, state)
+            self.emit_transitions(batch.out, transitions, batch.now, state)
             delay = max(0.0, batch.now - transitions[0]["changed_at"])
             self.metrics.decay_timer_delay.observe(delay)
         touched[lead_id] = (state, msg.partition, index)
@@ -275,7 +264,7 @@ class Pipeline:
             _bump(batch.counts, (msg.topic, outcome))
             return
         if transitions:
-            self._emit(batch.out, transitions, batch.now, state)
+            self.emit_transitions(batch.out, transitions, batch.now, state)
         if state.filtered:  # this event's reason first, then earlier ones it exposed
             for reason in state.filtered:
                 _bump(batch.bot_counts, (msg.topic, reason))
@@ -295,7 +284,7 @@ class Pipeline:
             transitions = migrate(state, self.model, batch.now)
             self.metrics.migrated.inc()
             if transitions:
-                self._emit(batch.out, transitions, batch.now, state)
+                self.emit_transitions(batch.out, transitions, batch.now, state)
             batch.out.touched[lead_id] = (state, partition, index)
         return state
 
@@ -313,7 +302,9 @@ class Pipeline:
         batch.out.dead.append((msg.key, value, headers))
         _bump(batch.dlq_counts, (msg.topic, reason))
 
-    def _emit(self, out: BatchResult, transitions: list[Any], now: float, state: LeadState) -> None:
+    def emit_transitions(
+        self, out: BatchResult, transitions: list[Any], now: float, state: LeadState
+    ) -> None:
         m = self.metrics
         for transition in transitions:
             out.qualified.append(
@@ -346,6 +337,35 @@ class Pipeline:
         step = max(1, len(lags) // 64)
         for lag in lags[::step]:
             m.event_lag.observe(lag)
+
+
+def settle(
+    lead_id: str,
+    held: list[LeadState],
+    good: LeadState | None,
+    model: ScoringModel,
+    now: float,
+    detail: str,
+) -> tuple[LeadState | None, list[Any], list[contract.LostEvents]]:
+    """What a lead owes once it fell back to ``good`` (its last good state; None: it
+    has none) from the states ``held`` (given up after an error scoring or encoding
+    it): the events applied since, as dead letters (``lost_events``), and, when the
+    given-up states had published stage changes past ``good``, the lead renumbered
+    after them with the change that says where it is (``scoring.restate``). Returns
+    (the state to write, or None if nothing changed; the stage changes; the dead
+    letters)."""
+    dead = contract.lost_events(
+        lead_id,
+        [state.applied for state in held],
+        good.applied if good is not None else {},
+        detail,
+        failed_at=now,
+    )
+    shown = max(held, key=lambda state: state.changes, default=None)
+    if shown is None or shown.changes <= (good.changes if good is not None else 0):
+        return None, [], dead
+    write = good if good is not None else LeadState(lead_id)
+    return write, restate(write, shown, now, model), dead
 
 
 def _observe_spans(m: Metrics, transition: Any, state: LeadState, rank: Mapping[str, int]) -> None:

@@ -487,7 +487,7 @@ async def test_a_state_that_cannot_be_encoded_loses_only_its_lead_and_dead_lette
     real_encode = loop_module.encode_state
 
     def encode(state: Any) -> bytes:
-        if state.lead_id == "lead-1":
+        if state.lead_id == "lead-1" and state.events_seen:
             raise RecursionError("maximum recursion depth exceeded")
         return real_encode(state)
 
@@ -496,8 +496,14 @@ async def test_a_state_that_cannot_be_encoded_loses_only_its_lead_and_dead_lette
     await h.step()
     monkeypatch.setattr(loop_module, "encode_state", encode)
     await h.write_window()
+    await h.loop.write_windows("a test")  # the window's last slice: the renumbered lead
     assert h.sender.failures == []  # the worker goes on
-    assert h.stored("lead-1") is None and h.stored("lead-2").events_seen == 1
+    assert h.stored("lead-2").events_seen == 1
+    # Its pricing visit's stage change was published: the lead, back to no events,
+    # is stored renumbered after it, and consumers learn where it is.
+    assert h.stages() == [("cold", "warm", "event"), ("warm", "cold", "restored")]
+    kept = h.stored("lead-1")
+    assert (kept.events_seen, kept.changes, kept.stage) == (0, 2, "cold")
     assert sum(h.source.acked[tp] + 1 for tp in h.source.acked) == 3  # all acked
     [dead] = h.sender.to(h.settings.topic_dlq)
     headers = dict(dead.headers or [])
