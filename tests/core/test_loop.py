@@ -29,6 +29,7 @@ from streams.core.partitioning import Partitioner
 from streams.core.statecodec import decode_state
 from streams.metrics import Metrics
 from streams.settings import Settings
+from tests.core.poison import half_done_poison
 
 FAST_MODEL = Path(__file__).resolve().parents[1] / "integration" / "fast_model.toml"
 PARTITIONS = 2
@@ -520,21 +521,6 @@ async def test_a_state_that_cannot_be_encoded_loses_only_its_lead_and_dead_lette
     await h.step()
     await h.write_window()
     assert h.stored("lead-1").events_seen == 1
-
-
-def half_done_poison(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the engine fail on event "poison" after changing the state in place."""
-    import streams.core.pipeline as pipeline_module
-
-    real_apply = pipeline_module.apply
-
-    def apply(state: Any, event: Any, model: Any) -> Any:
-        if event["event_id"] == "poison":
-            state.events_seen += 1000  # half of what the failed call did
-            raise RecursionError("maximum recursion depth exceeded")
-        return real_apply(state, event, model)
-
-    monkeypatch.setattr(pipeline_module, "apply", apply)
 
 
 def lost_ranges(h: Harness) -> list[tuple[str, int, int]]:

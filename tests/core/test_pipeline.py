@@ -12,10 +12,10 @@ import orjson
 import pytest
 
 from scoring import LeadState, load_default_model, next_change_at
-from streams.core import pipeline as pipeline_module
 from streams.core.partitioning import Partitioner
 from streams.core.pipeline import TICK_KIND, Message, Pipeline
 from streams.metrics import Metrics
+from tests.core.poison import half_done_poison
 
 PARTITIONS = 4
 NOW = time.time()
@@ -198,14 +198,7 @@ def test_an_error_while_scoring_one_record_dead_letters_it_and_the_batch_goes_on
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     p = pipeline()
-    real_apply = pipeline_module.apply
-
-    def apply(state: LeadState, event: Any, model: Any) -> Any:
-        if event["event_id"] == "poison":
-            raise RecursionError("maximum recursion depth exceeded")
-        return real_apply(state, event, model)
-
-    monkeypatch.setattr(pipeline_module, "apply", apply)
+    half_done_poison(monkeypatch)
     batch = [
         msg("web", "lead-1", "e1", url="https://x.io/pricing"),
         msg("web", "lead-2", "poison", url="https://x.io/pricing"),
@@ -222,15 +215,7 @@ def test_an_error_after_a_lead_changed_in_the_batch_drops_the_change_and_names_i
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     p = pipeline()
-    real_apply = pipeline_module.apply
-
-    def apply(state: LeadState, event: Any, model: Any) -> Any:
-        if event["event_id"] == "poison":
-            state.events_seen += 1000  # half done, in place
-            raise RecursionError("maximum recursion depth exceeded")
-        return real_apply(state, event, model)
-
-    monkeypatch.setattr(pipeline_module, "apply", apply)
+    half_done_poison(monkeypatch)
     first = msg("web", "lead-1", "e1", url="https://x.io/pricing")
     batch = [first, msg("web", "lead-1", "poison", url="https://x.io/blog")]
     result = p.process(batch, now=NOW, load=lambda lead, i: None)
