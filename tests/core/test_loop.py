@@ -626,6 +626,30 @@ async def test_an_error_falls_back_to_the_state_being_written(
     assert lost_ranges(h) == []  # nothing applied since the state being written
 
 
+async def test_a_lead_none_of_whose_states_encode_does_not_hold_the_window_forever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import streams.core.loop as loop_module
+
+    real_encode = loop_module.encode_state
+
+    def encode(state: Any) -> bytes:
+        if state.lead_id == "lead-1":  # its renumbered state too
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_encode(state)
+
+    h = Harness()
+    h.put(h.web("lead-1", "/pricing"), h.web("lead-2", "/blog"))
+    await h.step()
+    monkeypatch.setattr(loop_module, "encode_state", encode)
+    # Renumbered once, that state fails too, and the window ends instead of retrying
+    # (without the once-a-window rule this never returns: pytest's timeout fails it).
+    await h.loop.write_windows("a test")
+    assert h.sender.failures == [] and h.stored("lead-1") is None
+    assert h.stored("lead-2").events_seen == 1
+    assert h.stages() == [("cold", "warm", "event"), ("warm", "cold", "restored")]
+
+
 # ------------------------------------------------------------------ exactly-once
 
 
